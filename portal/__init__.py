@@ -1,0 +1,121 @@
+"""The 跨省通办 HPF portal: ``create_app`` is the application factory."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask, jsonify, render_template, request
+from flask_babel import Babel
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from portal import config as config_module
+from portal.db import db, init_db
+
+ROOT = Path(__file__).resolve().parent.parent
+csrf = CSRFProtect()
+babel = Babel()
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str(ROOT / "instance"),
+    )
+    app.config.update(config_module.load(overrides))
+    app.config.update(
+        SESSION_COOKIE_NAME="hpf_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_TIME_LIMIT=None,  # bound to the server-side session instead
+        BABEL_DEFAULT_LOCALE="zh_CN",
+        BABEL_DEFAULT_TIMEZONE="Asia/Shanghai",
+        BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "portal" / "translations"),
+        TEMPLATES_AUTO_RELOAD=app.config["ENV"] == "development",
+    )
+    logging.basicConfig(level=logging.INFO)
+
+    init_db(app.config["DATABASE_URL"], root=str(ROOT))
+    _database_per_request(app)
+
+    from portal import access, filters, security, sessions
+    from portal.services import sms
+
+    app.session_interface = sessions.DatabaseSessionInterface()
+    access.login_manager.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app)
+    security.init_app(app)
+    filters.init_app(app)
+    sms.configure(app.config["SMS_ADAPTER"])
+
+    from portal.auth.routes import bp as auth_bp
+    from portal.intranet.routes import bp as intranet_bp
+    from portal.public.employer import bp as employer_bp
+    from portal.public.hall import bp as hall_bp
+    from portal.public.routes import bp as public_bp
+
+    app.register_blueprint(public_bp)
+    app.register_blueprint(hall_bp)
+    app.register_blueprint(employer_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(intranet_bp)
+    if app.config["DEV_SMS_PAGE"]:
+        from portal.auth.dev import bp as dev_bp
+
+        app.register_blueprint(dev_bp)
+
+    from portal import cli
+
+    cli.init_app(app)
+    _errors(app)
+
+    @app.get("/healthz")
+    def healthz():
+        try:
+            db.execute_sql("SELECT 1")
+        except Exception:  # any database failure means unhealthy
+            return jsonify(status="database unreachable"), 503
+        return jsonify(status="ok")
+
+    return app
+
+
+def _database_per_request(app: Flask) -> None:
+    @app.before_request
+    def open_connection():
+        db.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def close_connection(exc):
+        # Tests run each case inside a transaction that they roll back; leave it open.
+        if not db.is_closed() and not db.in_transaction():
+            db.close()
+
+
+def _errors(app: Flask) -> None:
+    messages = {
+        400: "请求无效",
+        401: "请先登录",
+        403: "您没有权限访问此页面",
+        404: "页面不存在或您无权查看",
+        405: "不支持的请求方式",
+        413: "上传的文件过大",
+        429: "请求过于频繁，请稍后再试",
+        500: "系统繁忙，请稍后再试",
+    }
+
+    def render_error(status: int, message: str | None = None):
+        text = message or messages.get(status, "出错了")
+        if request.headers.get("HX-Request"):
+            return render_template("_error_fragment.html", status=status, message=text), status
+        return render_template("error.html", status=status, message=text), status
+
+    for status in messages:
+        app.register_error_handler(status, lambda e, s=status: render_error(s))
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(e):
+        return render_error(400, "页面已过期或请求来源无效，请刷新后重试")

@@ -1,0 +1,126 @@
+"""Command-line tasks: ``flask --app portal <command>``."""
+
+from __future__ import annotations
+
+import time
+
+import click
+import pyotp
+from flask import current_app
+
+from portal import migrate
+from portal.db import db
+from portal.models import Center, StaffUser, WebSession, utcnow
+
+
+def init_app(app):
+    app.cli.add_command(db_group)
+    app.cli.add_command(seed_demo)
+    app.cli.add_command(staff_group)
+    app.cli.add_command(demo_codes)
+
+
+@click.group("db", help="Schema migrations.")
+def db_group():
+    pass
+
+
+@db_group.command("upgrade", help="Apply pending numbered migrations from migrations/.")
+def db_upgrade():
+    done = migrate.upgrade(db.obj, log=click.echo)
+    click.echo(f"{len(done)} migration(s) applied; schema is current.")
+
+
+@db_group.command("status", help="List applied and pending migrations.")
+def db_status():
+    db.connect(reuse_if_open=True)
+    for version, path in migrate.pending(db.obj):
+        click.echo(f"pending {path.name}")
+    click.echo("ok")
+
+
+@click.command("seed-demo", help="Load the deterministic demo data.")
+@click.option("--if-empty", is_flag=True, help="Do nothing when data already exists.")
+@click.option("--size", default=500, show_default=True, help="Number of depositors.")
+def seed_demo(if_empty: bool, size: int):
+    from portal import demo
+    from portal.filters import local_today
+
+    db.connect(reuse_if_open=True)
+    if Center.select().exists():
+        if if_empty:
+            click.echo("Demo data already present; nothing to do.")
+            return
+        raise click.ClickException("the database already has data; use an empty database")
+    started = time.monotonic()
+    click.echo("Loading demo data ...")
+    summary = demo.load(local_today(), size=size, log=click.echo)
+    click.echo(f"Done in {time.monotonic() - started:.1f}s: {summary}")
+
+
+@click.group("staff", help="Staff accounts.")
+def staff_group():
+    pass
+
+
+ROLES = click.Choice(["clerk", "liaison", "handler", "official", "admin", "auditor"])
+
+
+@staff_group.command("create", help="Create a staff user; prints a TOTP enrolment secret.")
+@click.argument("username")
+@click.option("--name", required=True)
+@click.option("--role", type=ROLES, required=True)
+@click.option("--department", "department_code", default=None, help="Department code.")
+@click.password_option()
+def staff_create(username, name, role, department_code, password):
+    from portal.models import Department
+    from portal.services import audit, identity
+
+    db.connect(reuse_if_open=True)
+    try:
+        identity.validate_new_password(password, password)
+    except identity.PasswordRejected as exc:
+        raise click.ClickException(str(exc)) from None
+    dept = None
+    if department_code:
+        dept = Department.get_or_none(Department.code == department_code)
+        if dept is None:
+            raise click.ClickException(f"unknown department {department_code}")
+    if role in ("clerk", "handler") and dept is None:
+        raise click.ClickException("clerks and handlers need --department")
+    if StaffUser.select().where(StaffUser.username == username).exists():
+        raise click.ClickException(f"user {username} already exists")
+    with db.atomic():
+        user = StaffUser.create(username=username, name=name, role=role, department=dept,
+                                password_hash=identity.hash_password(password))
+        audit.record("cli", "staff.create", "staff", user.id, username=username, role=role)
+    click.echo(f"Created {username} ({role}). They enrol their authenticator at first login.")
+
+
+@staff_group.command("reset-totp", help="Clear a user's TOTP so they enrol again at next login.")
+@click.argument("username")
+def staff_reset_totp(username):
+    from portal.services import audit
+
+    db.connect(reuse_if_open=True)
+    user = StaffUser.get_or_none(StaffUser.username == username)
+    if user is None:
+        raise click.ClickException(f"no user {username}")
+    with db.atomic():
+        StaffUser.update(totp_secret=None, totp_confirmed=False, totp_last_step=0).where(
+            StaffUser.id == user.id).execute()
+        WebSession.delete().where(WebSession.principal == f"s:{user.id}").execute()
+        audit.record("cli", "staff.reset_totp", "staff", user.id, username=username)
+    click.echo(f"TOTP cleared for {username}; their sessions were ended.")
+
+
+@click.command("demo-codes", help="Development: print the demo staff's current TOTP codes.")
+def demo_codes():
+    from portal.demo import DEMO_STAFF
+
+    if current_app.config["ENV"] == "production":
+        raise click.ClickException("not available in production")
+    remaining = 30 - int(time.time()) % 30
+    for username, name, role, _dept, secret in DEMO_STAFF:
+        click.echo(f"{username:10} {role:9} {pyotp.TOTP(secret).now()}")
+    click.echo(f"(valid for {remaining}s more; at {utcnow():%H:%M:%S} UTC)")

@@ -1,0 +1,64 @@
+"""Jinja filters and globals: masking, money, local time, labels."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+
+from portal import items
+from portal.access import ROLE_LABELS
+from portal.rules import casestates
+from portal.rules.ids import mask_bank_card, mask_phone, mask_resident_id
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def yuan(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        raise TypeError("money must be Decimal")
+    return f"{Decimal(value):,.2f}"
+
+
+def local_dt(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    if value is None:
+        return ""
+    return value.replace(tzinfo=UTC).astimezone(SHANGHAI).strftime(fmt)
+
+
+def local_today() -> date:
+    return datetime.now(SHANGHAI).date()
+
+
+def ym(value: str | None) -> str:
+    """'2026-10' -> '2026年10月'."""
+    if not value:
+        return "—"
+    year, _, month = value.partition("-")
+    return f"{year}年{int(month)}月"
+
+
+def init_app(app):
+    app.jinja_env.filters.update(
+        mask_id=mask_resident_id,
+        mask_card=mask_bank_card,
+        mask_phone=mask_phone,
+        yuan=yuan,
+        local_dt=local_dt,
+        ym=ym,
+        item_name=lambda code: items.get(code).name,
+        item_short=lambda code: items.get(code).short,
+        role_label=lambda role: ROLE_LABELS.get(role, role),
+    )
+
+    @app.context_processor
+    def portal_globals():
+        return {
+            "center_name": current_app.config["CENTER_NAME"],
+            "state_label": casestates.label,
+            "dev_sms_page": current_app.config["DEV_SMS_PAGE"],
+        }

@@ -1,0 +1,531 @@
+"""Peewee models. The schema itself is created by the numbered files in ``migrations/``.
+
+Money is stored as integer fen and read back as ``Decimal`` yuan (:class:`FenField`);
+rates are stored as decimal text (:class:`RateField`). Times are UTC.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from peewee import (
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    DateField,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+from portal.db import db
+
+
+def utcnow() -> datetime:
+    """Naive UTC timestamp (stored the same way on SQLite and PostgreSQL)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class FenField(BigIntegerField):
+    """A money amount: ``Decimal`` yuan in Python, integer fen in the database."""
+
+    def db_value(self, value):
+        if value is None:
+            return None
+        if isinstance(value, float):
+            raise TypeError("money must be Decimal, not float")
+        if isinstance(value, int):
+            raise TypeError("money must be Decimal yuan; pass Decimal, not int fen")
+        fen = (Decimal(value) * 100).to_integral_value()
+        if fen != Decimal(value) * 100:
+            raise ValueError(f"amount {value} has more than two decimal places")
+        return int(fen)
+
+    def python_value(self, value):
+        if value is None:
+            return None
+        return (Decimal(int(value)) / 100).quantize(Decimal("0.01"))
+
+
+class RateField(CharField):
+    """An interest rate such as Decimal('0.0285'), stored as text so it never becomes a float."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_length", 16)
+        super().__init__(*args, **kwargs)
+
+    def db_value(self, value):
+        if value is None:
+            return None
+        if isinstance(value, float):
+            raise TypeError("rates must be Decimal, not float")
+        return str(Decimal(value))
+
+    def python_value(self, value):
+        return None if value is None else Decimal(value)
+
+
+class JSONField(TextField):
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = db
+        legacy_table_names = False
+
+
+# --- organisation -------------------------------------------------------------------------
+
+
+class Center(BaseModel):
+    """Our center (is_self) and the peer centers we exchange cases with."""
+
+    code = CharField(max_length=12, unique=True)
+    name = CharField(max_length=100)
+    is_self = BooleanField(default=False)
+    region = CharField(max_length=50, default="")
+    address = CharField(max_length=200, default="")
+    phone = CharField(max_length=30, default="")
+    hall_url = CharField(max_length=200, default="")
+    online_items = JSONField(default=list)  # item codes this center offers fully online
+    public_key = TextField(null=True)  # Ed25519 public key (platform exchange)
+    active = BooleanField(default=True)
+
+    def offers_online(self, item_code: str) -> bool:
+        return item_code in (self.online_items or [])
+
+
+class Department(BaseModel):
+    """A management department (管理部): owns depositors and processes their cases."""
+
+    code = CharField(max_length=12, unique=True)
+    name = CharField(max_length=60)
+    address = CharField(max_length=200, default="")
+    phone = CharField(max_length=30, default="")
+    wip_limit = IntegerField(null=True)
+
+
+# --- employers and depositors -------------------------------------------------------------
+
+EMPLOYER_STATUSES = ("正常", "缓缴", "注销")
+ACCOUNT_STATUSES = ("正常", "封存", "冻结", "销户")
+RETIREMENT_CATEGORIES = ("male", "female_55", "female_50")
+
+
+class Employer(BaseModel):
+    credit_code = CharField(max_length=18, unique=True)
+    name = CharField(max_length=120)
+    address = CharField(max_length=200, default="")
+    contact_name = CharField(max_length=40, default="")
+    contact_phone = CharField(max_length=20, default="")
+    employer_ratio = IntegerField(default=12)  # percent, 5..12
+    employee_ratio = IntegerField(default=12)
+    status = CharField(max_length=8, default="正常")
+    department = ForeignKeyField(Department, null=True, backref="employers")
+    account_no = CharField(max_length=20, unique=True)
+    opened_on = DateField()
+    paid_up_to = CharField(max_length=7, null=True)  # YYYY-MM
+    created_at = DateTimeField(default=utcnow)
+
+
+class EmployerOperator(BaseModel):
+    """A person who acts for an employer in the employer hall (单位经办人)."""
+
+    employer = ForeignKeyField(Employer, backref="operators", on_delete="CASCADE")
+    resident_id = CharField(max_length=18)
+    name = CharField(max_length=40)
+    phone = CharField(max_length=20)
+    password_hash = CharField(max_length=255, null=True)
+    is_primary = BooleanField(default=False)
+    active = BooleanField(default=True)
+    activated_at = DateTimeField(null=True)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("employer", "resident_id"), True),)
+
+
+class Depositor(BaseModel):
+    """A natural person who deposits (缴存人)."""
+
+    resident_id = CharField(max_length=18, unique=True)
+    name = CharField(max_length=40)
+    sex = CharField(max_length=1)  # M / F
+    birth_date = DateField()
+    retirement_category = CharField(max_length=10)  # male / female_55 / female_50
+    retired_on = DateField(null=True)
+    phone = CharField(max_length=20)
+    bank_card = CharField(max_length=19, null=True)
+    bank_name = CharField(max_length=40, default="")
+    bank_card_changed_at = DateTimeField(null=True)
+    address = CharField(max_length=200, default="")
+    department = ForeignKeyField(Department, null=True, backref="depositors")
+    password_hash = CharField(max_length=255, null=True)
+    active = BooleanField(default=True)
+    created_at = DateTimeField(default=utcnow)
+
+
+class Account(BaseModel):
+    """The personal HPF account (个人账户)."""
+
+    account_no = CharField(max_length=20, unique=True)
+    depositor = ForeignKeyField(Depositor, backref="accounts", unique=True)
+    employer = ForeignKeyField(Employer, null=True, backref="accounts")
+    deposit_base = FenField(default=0)
+    employer_ratio = IntegerField(default=12)
+    employee_ratio = IntegerField(default=12)
+    status = CharField(max_length=4, default="正常")
+    opened_on = DateField()
+    closed_on = DateField(null=True)
+    balance = FenField(default=0)
+    paid_up_to = CharField(max_length=7, null=True)  # YYYY-MM
+    last_interest_on = DateField(null=True)  # last 30 June settlement
+    version = IntegerField(default=1)
+
+    @property
+    def monthly_amount(self) -> Decimal:
+        """Monthly deposit: each side rounded to the fen, then added (汇缴额)."""
+        from portal.rules.money import quantize
+
+        base = self.deposit_base
+        return quantize(base * self.employer_ratio / 100) + quantize(
+            base * self.employee_ratio / 100
+        )
+
+
+DEPOSIT_KINDS = ("汇缴", "补缴", "结息", "提取")
+
+
+class DepositRecord(BaseModel):
+    """One line of the account detail (缴存明细)."""
+
+    account = ForeignKeyField(Account, backref="records", on_delete="CASCADE")
+    employer = ForeignKeyField(Employer, null=True)
+    kind = CharField(max_length=4)
+    period = CharField(max_length=7, null=True)  # YYYY-MM the deposit is for
+    posted_on = DateField()
+    amount = FenField()  # signed: withdrawals are negative
+    balance_after = FenField()
+    memo = CharField(max_length=100, default="")
+
+    class Meta:
+        indexes = ((("account", "posted_on"), False),)
+
+
+# --- staff --------------------------------------------------------------------------------
+
+STAFF_ROLES = ("clerk", "liaison", "handler", "official", "admin", "auditor")
+
+
+class StaffUser(BaseModel):
+    username = CharField(max_length=40, unique=True)
+    name = CharField(max_length=40)
+    role = CharField(max_length=10)
+    department = ForeignKeyField(Department, null=True, backref="staff")
+    phone = CharField(max_length=20, default="")
+    password_hash = CharField(max_length=255, null=True)
+    totp_secret = CharField(max_length=64, null=True)
+    totp_confirmed = BooleanField(default=False)
+    totp_last_step = BigIntegerField(default=0)  # refuses a replayed TOTP code
+    active = BooleanField(default=True)
+    created_at = DateTimeField(default=utcnow)
+
+
+# --- money movements ----------------------------------------------------------------------
+
+PAYOUT_STATUSES = ("pending", "confirmed", "reversed")
+
+
+class Payout(BaseModel):
+    """Money leaving the fund; exactly once by idempotency key (DESIGN section 3)."""
+
+    account = ForeignKeyField(Account, backref="payouts")
+    kind = CharField(max_length=20)  # retirement / purchase / loan_offset
+    amount = FenField()
+    idempotency_key = CharField(max_length=64, unique=True)
+    status = CharField(max_length=10, default="pending")
+    bank_card = CharField(max_length=19, null=True)
+    bank_ref = CharField(max_length=64, null=True)
+    requested_by = CharField(max_length=40, default="")
+    approved_by = ForeignKeyField(StaffUser, null=True)
+    proxy_case_id = IntegerField(null=True)
+    detail = JSONField(default=dict)
+    created_at = DateTimeField(default=utcnow)
+    confirmed_at = DateTimeField(null=True)
+
+
+class BankTransfer(BaseModel):
+    """The development bank adapter's own ledger (what the 'bank' believes it paid)."""
+
+    idempotency_key = CharField(max_length=64, unique=True)
+    direction = CharField(max_length=3)  # out / in
+    amount = FenField()
+    card = CharField(max_length=19, default="")
+    reference = CharField(max_length=64, unique=True)
+    created_at = DateTimeField(default=utcnow)
+
+
+LOAN_METHODS = ("annuity", "equal_principal")
+LOAN_STATUSES = ("active", "settled")
+
+
+class Loan(BaseModel):
+    contract_no = CharField(max_length=24, unique=True)
+    loan_account_no = CharField(max_length=24, unique=True)
+    depositor = ForeignKeyField(Depositor, backref="loans")
+    co_borrower = ForeignKeyField(Depositor, null=True, backref="co_loans")
+    amount = FenField()
+    term_months = IntegerField()
+    annual_rate = RateField()
+    method = CharField(max_length=16)
+    first_home = BooleanField(default=True)
+    disbursed_on = DateField()
+    first_due_on = DateField()
+    outstanding = FenField()
+    status = CharField(max_length=8, default="active")
+    settled_on = DateField(null=True)
+    settled_kind = CharField(max_length=8, null=True)  # normal / early
+    property_address = CharField(max_length=200, default="")
+    property_cert_no = CharField(max_length=40, default="")  # 不动产登记证明号
+    lending_bank = CharField(max_length=60, default="")
+    version = IntegerField(default=1)
+
+
+class LoanRepayment(BaseModel):
+    loan = ForeignKeyField(Loan, backref="repayments", on_delete="CASCADE")
+    period = IntegerField(null=True)
+    due_on = DateField(null=True)
+    paid_on = DateField()
+    principal = FenField()
+    interest = FenField()
+    amount = FenField()
+    kind = CharField(max_length=12, default="scheduled")  # scheduled / early / offset
+    idempotency_key = CharField(max_length=64, null=True, unique=True)
+
+    class Meta:
+        indexes = ((("loan", "paid_on"), False),)
+
+
+# --- proxy cases --------------------------------------------------------------------------
+
+
+class ProxyCase(BaseModel):
+    """A case handled by proxy (代收代办 / 两地联办), outbound or inbound."""
+
+    case_no = CharField(max_length=24, unique=True)
+    receipt_no = CharField(max_length=24, unique=True)
+    item = CharField(max_length=32)
+    direction = CharField(max_length=8)  # outbound / inbound
+    state = CharField(max_length=16)
+    center = ForeignKeyField(Center, backref="cases")  # the other center
+    depositor = ForeignKeyField(Depositor, null=True, backref="cases")
+    employer = ForeignKeyField(Employer, null=True, backref="cases")
+    applicant_name = CharField(max_length=60)
+    applicant_id_no = CharField(max_length=18)
+    applicant_phone = CharField(max_length=20, default="")
+    application = JSONField(default=dict)
+    checklist = JSONField(default=dict)  # material code -> received?
+    department = ForeignKeyField(Department, null=True, backref="cases")
+    assignee = ForeignKeyField(StaffUser, null=True, backref="assigned_cases")
+    accepted_by = ForeignKeyField(StaffUser, null=True, backref="accepted_cases")
+    clock_start = DateField()  # accepted (outbound) or received (inbound)
+    deadline = DateField()
+    paused_since = DateField(null=True)  # in 待补正 since
+    paused_workdays = IntegerField(default=0)
+    missing_materials = JSONField(default=list)
+    rejection_reason = TextField(default="")
+    result = JSONField(default=dict)
+    tracking_no = CharField(max_length=40, default="")
+    platform_ref = CharField(max_length=64, null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    version = IntegerField(default=1)
+
+    class Meta:
+        indexes = ((("direction", "state"), False),)
+
+
+class CaseEvent(BaseModel):
+    case = ForeignKeyField(ProxyCase, backref="events", on_delete="CASCADE")
+    actor = ForeignKeyField(StaffUser, null=True)
+    actor_label = CharField(max_length=60, default="")
+    action = CharField(max_length=20)  # create / move / assign / mail / ...
+    from_state = CharField(max_length=16, null=True)
+    to_state = CharField(max_length=16, null=True)
+    data = JSONField(default=dict)
+    created_at = DateTimeField(default=utcnow)
+
+
+class CaseComment(BaseModel):
+    case = ForeignKeyField(ProxyCase, backref="comments", on_delete="CASCADE")
+    author = ForeignKeyField(StaffUser)
+    body = TextField()
+    created_at = DateTimeField(default=utcnow)
+
+
+class Attachment(BaseModel):
+    case = ForeignKeyField(ProxyCase, backref="attachments", on_delete="CASCADE")
+    kind = CharField(max_length=10, default="material")  # material / result / form
+    material = CharField(max_length=32, default="")
+    filename = CharField(max_length=200)
+    content_type = CharField(max_length=60)
+    size = IntegerField()
+    sha256 = CharField(max_length=64)
+    storage_key = CharField(max_length=200)
+    uploaded_by = ForeignKeyField(StaffUser, null=True)
+    created_at = DateTimeField(default=utcnow)
+
+
+# --- certificates -------------------------------------------------------------------------
+
+CERTIFICATE_KINDS = ("usage", "settlement", "employer_deposit", "retirement_receipt")
+
+
+class Certificate(BaseModel):
+    kind = CharField(max_length=20)
+    number = CharField(max_length=32, unique=True)
+    verify_code = CharField(max_length=32, unique=True)
+    depositor = ForeignKeyField(Depositor, null=True, backref="certificates")
+    employer = ForeignKeyField(Employer, null=True, backref="certificates")
+    loan = ForeignKeyField(Loan, null=True, backref="certificates")
+    case = ForeignKeyField(ProxyCase, null=True, backref="certificates")
+    addressee = CharField(max_length=100, default="")
+    issued_at = DateTimeField(default=utcnow)
+    valid_until = DateField(null=True)
+    issued_by = ForeignKeyField(StaffUser, null=True, backref="issued_certificates")
+    revoked_at = DateTimeField(null=True)
+    revoked_reason = TextField(default="")
+    revoked_by = ForeignKeyField(StaffUser, null=True, backref="revoked_certificates")
+    summary = JSONField(default=dict)  # masked facts the verification page shows
+    storage_key = CharField(max_length=200, default="")
+    sha256 = CharField(max_length=64, default="")
+
+
+class CertificateRequest(BaseModel):
+    """A request for a loan-settlement certificate waiting for an official."""
+
+    loan = ForeignKeyField(Loan, backref="certificate_requests")
+    source = CharField(max_length=10)  # online / case / counter
+    case = ForeignKeyField(ProxyCase, null=True)
+    status = CharField(max_length=10, default="pending")  # pending / issued / refused
+    certificate = ForeignKeyField(Certificate, null=True)
+    requested_at = DateTimeField(default=utcnow)
+
+
+# --- identity, sessions, audit ------------------------------------------------------------
+
+
+class WebSession(BaseModel):
+    """Server-side session: deleting the row ends the session everywhere."""
+
+    sid = CharField(max_length=64, primary_key=True)
+    principal = CharField(max_length=32, null=True, index=True)  # d:1 / o:2 / s:3
+    data = JSONField(default=dict)
+    created_at = DateTimeField(default=utcnow)
+    last_seen = DateTimeField(default=utcnow)
+
+
+class OtpChallenge(BaseModel):
+    """A one-time code sent by SMS; usable once, for one purpose, for a few minutes."""
+
+    purpose = CharField(max_length=20)  # login / first_login / reset / change ...
+    subject = CharField(max_length=32)  # d:1 / o:2
+    phone = CharField(max_length=20)
+    secret = CharField(max_length=64)
+    created_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField()
+    attempts = IntegerField(default=0)
+    used_at = DateTimeField(null=True)
+
+
+class SmsMessage(BaseModel):
+    """The development SMS outbox."""
+
+    phone = CharField(max_length=20, index=True)
+    body = TextField()
+    created_at = DateTimeField(default=utcnow)
+
+
+class AuditLog(BaseModel):
+    at = DateTimeField(default=utcnow, index=True)
+    actor = CharField(max_length=40)  # staff:zhangsan / depositor:12 / system
+    action = CharField(max_length=40)
+    target_type = CharField(max_length=30, default="")
+    target_id = CharField(max_length=40, default="")
+    detail = JSONField(default=dict)
+    ip = CharField(max_length=45, default="")
+
+
+class ChangeRecord(BaseModel):
+    """History of information changes (old and new values, channel, effective month)."""
+
+    subject_type = CharField(max_length=12)  # depositor / employer / account
+    subject_id = IntegerField()
+    field = CharField(max_length=30)
+    old_value = CharField(max_length=200, null=True)
+    new_value = CharField(max_length=200, null=True)
+    channel = CharField(max_length=10, default="online")
+    effective_from = CharField(max_length=7, null=True)
+    actor = CharField(max_length=40)
+    changed_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("subject_type", "subject_id"), False),)
+
+
+class HolidayOverride(BaseModel):
+    day = DateField(unique=True)
+    is_workday = BooleanField()
+    note = CharField(max_length=60, default="")
+    created_by = ForeignKeyField(StaffUser, null=True)
+
+
+class Setting(BaseModel):
+    """A setting value that takes effect on a date (rates, limits, floors and ceilings)."""
+
+    key = CharField(max_length=40)
+    value = TextField()
+    effective_from = DateField()
+    created_by = ForeignKeyField(StaffUser, null=True)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("key", "effective_from"), True),)
+
+
+MODELS = [
+    Center,
+    Department,
+    Employer,
+    EmployerOperator,
+    Depositor,
+    Account,
+    DepositRecord,
+    StaffUser,
+    Payout,
+    BankTransfer,
+    Loan,
+    LoanRepayment,
+    ProxyCase,
+    CaseEvent,
+    CaseComment,
+    Attachment,
+    Certificate,
+    CertificateRequest,
+    WebSession,
+    OtpChallenge,
+    SmsMessage,
+    AuditLog,
+    ChangeRecord,
+    HolidayOverride,
+    Setting,
+]

@@ -1,0 +1,1 @@
+"""Pure domain rules: no Flask, no database; data the rules need is passed in."""

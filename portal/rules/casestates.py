@@ -1,0 +1,97 @@
+"""The two proxy-case boards as one state-machine table (DESIGN.md section 4).
+
+Pure data and functions: which columns each direction has, which moves are allowed, which
+roles may make each, and what data a move needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+OUTBOUND = "outbound"
+INBOUND = "inbound"
+
+STATE_LABELS = {
+    OUTBOUND: {
+        "accepted": "窗口受理",
+        "verifying": "材料核实",
+        "transmitted": "已传递",
+        "feedback": "已反馈",
+        "archived": "归档",
+        "supplement": "待补正",
+        "rejected": "退回",
+    },
+    INBOUND: {
+        "received": "平台接收",
+        "distributed": "已分发",
+        "processing": "办理中",
+        "done": "已办结",
+        "fed_back": "已反馈",
+        "supplement": "待补正",
+        "rejected": "退回",
+    },
+}
+
+# Columns left to right; 待补正 and 退回 sit at the end of each board.
+COLUMNS = {direction: tuple(labels) for direction, labels in STATE_LABELS.items()}
+INITIAL = {OUTBOUND: "accepted", INBOUND: "received"}
+FINAL = {OUTBOUND: ("archived", "rejected"), INBOUND: ("fed_back", "rejected")}
+PAUSED = "supplement"  # the deadline clock stops here
+
+
+@dataclass(frozen=True)
+class Move:
+    direction: str
+    source: str
+    target: str
+    roles: frozenset[str]
+    requires: str | None = None  # reason / missing / result / department / None
+
+
+def _m(direction, source, target, roles, requires=None):
+    return Move(direction, source, target, frozenset(roles.split()), requires)
+
+
+MOVES: tuple[Move, ...] = (
+    _m(OUTBOUND, "accepted", "verifying", "clerk handler"),
+    _m(OUTBOUND, "accepted", "supplement", "clerk handler", "missing"),
+    _m(OUTBOUND, "accepted", "rejected", "clerk handler", "reason"),
+    _m(OUTBOUND, "supplement", "accepted", "clerk handler"),
+    _m(OUTBOUND, "supplement", "rejected", "clerk handler", "reason"),
+    _m(OUTBOUND, "verifying", "transmitted", "liaison"),
+    _m(OUTBOUND, "verifying", "supplement", "liaison clerk handler", "missing"),
+    _m(OUTBOUND, "verifying", "rejected", "liaison clerk handler", "reason"),
+    _m(OUTBOUND, "transmitted", "feedback", "liaison", "result"),
+    _m(OUTBOUND, "transmitted", "supplement", "liaison", "missing"),
+    _m(OUTBOUND, "feedback", "archived", "clerk handler"),
+    _m(INBOUND, "received", "distributed", "liaison", "department"),
+    _m(INBOUND, "received", "rejected", "liaison", "reason"),
+    _m(INBOUND, "distributed", "processing", "handler liaison"),
+    _m(INBOUND, "processing", "supplement", "handler", "missing"),
+    _m(INBOUND, "processing", "done", "handler", "result"),
+    _m(INBOUND, "processing", "rejected", "handler", "reason"),
+    _m(INBOUND, "supplement", "processing", "handler liaison"),
+    _m(INBOUND, "done", "fed_back", "liaison"),
+)
+
+_BY_KEY = {(m.direction, m.source, m.target): m for m in MOVES}
+
+
+def label(direction: str, state: str) -> str:
+    return STATE_LABELS[direction][state]
+
+
+def find_move(direction: str, source: str, target: str) -> Move | None:
+    return _BY_KEY.get((direction, source, target))
+
+
+def allowed_targets(direction: str, source: str, role: str) -> list[str]:
+    """Targets the role may move a card to from source, in board order."""
+    return [
+        t for t in COLUMNS[direction]
+        if (m := _BY_KEY.get((direction, source, t))) is not None and role in m.roles
+    ]
+
+
+def is_open(direction: str, state: str) -> bool:
+    return state not in FINAL[direction]

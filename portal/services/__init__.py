@@ -1,0 +1,1 @@
+"""Use cases: one function per business action; each owns its transaction and audit row."""

@@ -1,0 +1,76 @@
+"""Read models for the depositor and employer halls (templates never query)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from peewee import fn
+
+from portal.models import Account, DepositRecord, Depositor, Employer, EmployerOperator, Loan
+
+
+@dataclass
+class DepositorSummary:
+    depositor: Depositor
+    account: Account | None
+    employer_name: str
+    monthly_amount: Decimal
+    recent: list[DepositRecord]
+    active_loans: list[Loan]
+
+
+def depositor_summary(depositor: Depositor, recent: int = 5) -> DepositorSummary:
+    account = (
+        Account.select(Account, Employer)
+        .join(Employer, on=(Account.employer == Employer.id), join_type="LEFT OUTER")
+        .where(Account.depositor == depositor)
+        .first()
+    )
+    records: list[DepositRecord] = []
+    if account is not None:
+        records = list(
+            DepositRecord.select()
+            .where(DepositRecord.account == account)
+            .order_by(DepositRecord.posted_on.desc(), DepositRecord.id.desc())
+            .limit(recent)
+        )
+    loans = list(
+        Loan.select().where((Loan.depositor == depositor) & (Loan.status == "active"))
+        .order_by(Loan.disbursed_on)
+    )
+    return DepositorSummary(
+        depositor=depositor,
+        account=account,
+        employer_name=account.employer.name if account and account.employer_id else "—",
+        monthly_amount=account.monthly_amount if account else Decimal("0.00"),
+        recent=records,
+        active_loans=loans,
+    )
+
+
+@dataclass
+class EmployerOverview:
+    employer: Employer
+    operator: EmployerOperator
+    counts: dict[str, int]
+    monthly_total: Decimal
+
+
+def employer_overview(operator: EmployerOperator) -> EmployerOverview:
+    employer = operator.employer
+    counts = {
+        status: n
+        for status, n in Account.select(Account.status, fn.COUNT(Account.id))
+        .where(Account.employer == employer)
+        .group_by(Account.status)
+        .tuples()
+    }
+    monthly = sum(
+        (a.monthly_amount for a in Account.select(
+            Account.deposit_base, Account.employer_ratio, Account.employee_ratio)
+         .where((Account.employer == employer) & (Account.status == "正常"))),
+        Decimal("0.00"),
+    )
+    return EmployerOverview(employer=employer, operator=operator, counts=counts,
+                            monthly_total=monthly)

@@ -1,0 +1,21 @@
+"""Settings with effective dates, and the admin's holiday overrides."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from portal.models import HolidayOverride, Setting
+
+
+def holiday_overrides() -> dict[date, bool]:
+    return {row.day: row.is_workday for row in HolidayOverride.select()}
+
+
+def value_on(key: str, on: date, default: str | None = None) -> str | None:
+    row = (
+        Setting.select()
+        .where((Setting.key == key) & (Setting.effective_from <= on))
+        .order_by(Setting.effective_from.desc())
+        .first()
+    )
+    return row.value if row else default
