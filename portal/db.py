@@ -29,7 +29,7 @@ def make_database(url: str, root: str | None = None):
         return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=10)
     url = url.replace("psycopg3://", "postgresql://", 1).replace("postgres://", "postgresql://", 1)
     params = parse(url)
-    return PostgresqlDatabase(autorollback=True, prefer_psycopg3=True, **params)
+    return PostgresqlDatabase(prefer_psycopg3=True, **params)
 
 
 def init_db(url: str, root: str | None = None):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from peewee import fn
+from peewee import JOIN, fn
 
 from portal.models import Account, DepositRecord, Depositor, Employer, EmployerOperator, Loan
 
@@ -23,7 +23,7 @@ class DepositorSummary:
 def depositor_summary(depositor: Depositor, recent: int = 5) -> DepositorSummary:
     account = (
         Account.select(Account, Employer)
-        .join(Employer, on=(Account.employer == Employer.id), join_type="LEFT OUTER")
+        .join(Employer, on=(Account.employer == Employer.id), join_type=JOIN.LEFT_OUTER)
         .where(Account.depositor == depositor)
         .first()
     )

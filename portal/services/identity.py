@@ -25,6 +25,7 @@ from portal.rules.ids import normalize_resident_id
 from portal.services import audit, sms
 
 CODE_INTERVAL = 300  # seconds an SMS code stays valid
+_CODE_STEP = 60  # pyotp step; the code is fixed to the challenge's creation time
 MAX_CODE_ATTEMPTS = 5
 MIN_PASSWORD = 8
 _DUMMY_HASH = generate_password_hash("timing-equaliser", method="scrypt")
@@ -74,7 +75,7 @@ def validate_new_password(password: str, confirm: str) -> None:
 
 def _code_for(challenge: OtpChallenge) -> str:
     created = challenge.created_at.replace(tzinfo=UTC)
-    return pyotp.TOTP(challenge.secret, interval=CODE_INTERVAL).at(created)
+    return pyotp.TOTP(challenge.secret, interval=_CODE_STEP).at(created)
 
 
 def send_code(purpose: str, subject: str, phone: str) -> OtpChallenge:
@@ -94,22 +95,25 @@ def send_code(purpose: str, subject: str, phone: str) -> OtpChallenge:
 def verify_code(challenge_id: int | None, purpose: str, subject: str, code: str) -> None:
     """Accept a code once. Raises CodeFailed for a wrong, expired, reused or foreign code."""
     code = (code or "").strip()
-    with write_tx():
+    failure = None
+    with write_tx():  # the attempt counter must be committed even when the code is wrong
         challenge = OtpChallenge.get_or_none(OtpChallenge.id == challenge_id)
         if (challenge is None or challenge.purpose != purpose or challenge.subject != subject
                 or challenge.used_at is not None or challenge.attempts >= MAX_CODE_ATTEMPTS
                 or utcnow() > challenge.expires_at):
-            raise CodeFailed("验证码无效或已过期，请重新获取")
-        expected = _code_for(challenge)
-        if not (len(code) == len(expected) and pyotp.utils.strings_equal(code, expected)):
+            failure = "验证码无效或已过期，请重新获取"
+        elif not pyotp.utils.strings_equal(code, _code_for(challenge)):
             OtpChallenge.update(attempts=OtpChallenge.attempts + 1).where(
                 OtpChallenge.id == challenge.id).execute()
-            raise CodeFailed("验证码不正确")
-        # conditional update: of two concurrent uses of the same code, one wins
-        won = OtpChallenge.update(used_at=utcnow()).where(
-            (OtpChallenge.id == challenge.id) & OtpChallenge.used_at.is_null()).execute()
-        if not won:
-            raise CodeFailed("验证码无效或已过期，请重新获取")
+            failure = "验证码不正确"
+        else:
+            # conditional update: of two concurrent uses of the same code, one wins
+            won = OtpChallenge.update(used_at=utcnow()).where(
+                (OtpChallenge.id == challenge.id) & OtpChallenge.used_at.is_null()).execute()
+            if not won:
+                failure = "验证码无效或已过期，请重新获取"
+    if failure:
+        raise CodeFailed(failure)
 
 
 # --- depositors ---------------------------------------------------------------------------

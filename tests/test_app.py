@@ -1,0 +1,88 @@
+"""The application shell: health, headers, errors, templates' promises."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_healthz_reports_database(client):
+    r = client.get("/healthz")
+    assert r.status_code == 200
+    assert r.get_json() == {"status": "ok"}
+
+
+def test_public_home_lists_items(client):
+    r = client.get("/")
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200
+    assert "个人住房公积金缴存贷款等信息查询" in html
+    assert "购房提取住房公积金" in html
+    assert 'lang="zh-CN"' in html
+
+
+def test_strict_csp_and_security_headers(client):
+    r = client.get("/")
+    csp = r.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["X-Frame-Options"] == "DENY"
+    assert r.headers["Cache-Control"] == "no-store"
+
+
+def test_htmx_is_vendored_2_0_11_and_configured(client):
+    js = (ROOT / "static/vendor/htmx.min.js").read_text()
+    assert 'version:"2.0.11"' in js
+    html = client.get("/").get_data(as_text=True)
+    config = re.search(r'name="htmx-config" content=\'([^\']+)\'', html).group(1)
+    assert '"allowEval": false' in config
+    assert '"includeIndicatorStyles": false' in config
+    assert '"historyCacheSize": 0' in config
+    assert "X-CSRFToken" in html  # htmx requests carry the CSRF token
+
+
+def test_no_inline_script_style_or_handlers_in_templates():
+    offenders = []
+    for path in (ROOT / "templates").rglob("*.html"):
+        text = path.read_text(encoding="utf-8")
+        if re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text):
+            offenders.append(f"{path.name}: inline <script>")
+        if re.search(r"\sstyle=", text):
+            offenders.append(f"{path.name}: style attribute")
+        if re.search(r"\son[a-z]+=", text):
+            offenders.append(f"{path.name}: on* handler")
+        if re.search(r"unpkg|jsdelivr|cdnjs|googleapis", text):
+            offenders.append(f"{path.name}: CDN")
+    assert offenders == []
+
+
+def test_unknown_page_is_404_in_chinese(client):
+    r = client.get("/no-such-page")
+    assert r.status_code == 404
+    assert "页面不存在" in r.get_data(as_text=True)
+
+
+def test_error_fragment_for_htmx(client):
+    r = client.get("/no-such-page", headers={"HX-Request": "true"})
+    assert r.status_code == 404
+    html = r.get_data(as_text=True)
+    assert "<html" not in html and "页面不存在" in html
+
+
+def test_csrf_is_enforced_when_enabled(app, client, depositor):
+    app.config["WTF_CSRF_ENABLED"] = True
+    try:
+        r = client.post("/login", data={"resident_id": depositor.resident_id, "password": "x"})
+        assert r.status_code == 400
+        assert "页面已过期" in r.get_data(as_text=True)
+    finally:
+        app.config["WTF_CSRF_ENABLED"] = False
+
+
+def test_dev_sms_page_is_absent_in_production(monkeypatch):
+    from portal import config
+
+    cfg = config.load({"ENV": "production", "SECRET_KEY": "x" * 40}, environ={})
+    assert cfg["DEV_SMS_PAGE"] is False
