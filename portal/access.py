@@ -67,8 +67,11 @@ login_manager = LoginManager()
 login_manager.anonymous_user = Anonymous
 login_manager.session_protection = None  # the server-side session already guards this
 
-_LOADERS = {"d": ("depositor", Depositor), "o": ("operator", EmployerOperator),
-            "s": ("staff", StaffUser)}
+_LOADERS = {
+    "d": ("depositor", Depositor),
+    "o": ("operator", EmployerOperator),
+    "s": ("staff", StaffUser),
+}
 
 
 @login_manager.user_loader
@@ -85,9 +88,16 @@ def load_principal(user_id: str):
     return Principal(kind, obj)
 
 
-HOME_ENDPOINT = {"depositor": "hall.account", "operator": "employer.overview", "staff": "intranet.home"}
-LOGIN_ENDPOINT = {"depositor": "auth.login", "operator": "auth.employer_login",
-                  "staff": "auth.staff_login"}
+HOME_ENDPOINT = {
+    "depositor": "hall.account",
+    "operator": "employer.overview",
+    "staff": "intranet.home",
+}
+LOGIN_ENDPOINT = {
+    "depositor": "auth.login",
+    "operator": "auth.employer_login",
+    "staff": "auth.staff_login",
+}
 
 
 def home_url(principal) -> str:

@@ -34,7 +34,7 @@ def db_upgrade():
 @db_group.command("status", help="List applied and pending migrations.")
 def db_status():
     db.connect(reuse_if_open=True)
-    for version, path in migrate.pending(db.obj):
+    for _version, path in migrate.pending(db.obj):
         click.echo(f"pending {path.name}")
     click.echo("ok")
 
@@ -91,8 +91,13 @@ def staff_create(username, name, role, department_code, password):
     if StaffUser.select().where(StaffUser.username == username).exists():
         raise click.ClickException(f"user {username} already exists")
     with db.atomic():
-        user = StaffUser.create(username=username, name=name, role=role, department=dept,
-                                password_hash=identity.hash_password(password))
+        user = StaffUser.create(
+            username=username,
+            name=name,
+            role=role,
+            department=dept,
+            password_hash=identity.hash_password(password),
+        )
         audit.record("cli", "staff.create", "staff", user.id, username=username, role=role)
     click.echo(f"Created {username} ({role}). They enrol their authenticator at first login.")
 
@@ -108,7 +113,8 @@ def staff_reset_totp(username):
         raise click.ClickException(f"no user {username}")
     with db.atomic():
         StaffUser.update(totp_secret=None, totp_confirmed=False, totp_last_step=0).where(
-            StaffUser.id == user.id).execute()
+            StaffUser.id == user.id
+        ).execute()
         WebSession.delete().where(WebSession.principal == f"s:{user.id}").execute()
         audit.record("cli", "staff.reset_totp", "staff", user.id, username=username)
     click.echo(f"TOTP cleared for {username}; their sessions were ended.")
@@ -121,6 +127,6 @@ def demo_codes():
     if current_app.config["ENV"] == "production":
         raise click.ClickException("not available in production")
     remaining = 30 - int(time.time()) % 30
-    for username, name, role, _dept, secret in DEMO_STAFF:
+    for username, _name, role, _dept, secret in DEMO_STAFF:
         click.echo(f"{username:10} {role:9} {pyotp.TOTP(secret).now()}")
     click.echo(f"(valid for {remaining}s more; at {utcnow():%H:%M:%S} UTC)")

@@ -31,22 +31,30 @@ class EmptyForm(FlaskForm):
 
 
 class DepositorLoginForm(FlaskForm):
-    resident_id = StringField(_l("身份证号码"), [_required(), resident_id_valid],
-                              render_kw={"autocomplete": "username", "inputmode": "text"})
-    password = PasswordField(_l("密码"), [_required(), Length(max=128)],
-                             render_kw={"autocomplete": "current-password"})
+    resident_id = StringField(
+        _l("身份证号码"),
+        [_required(), resident_id_valid],
+        render_kw={"autocomplete": "username", "inputmode": "text"},
+    )
+    password = PasswordField(
+        _l("密码"), [_required(), Length(max=128)], render_kw={"autocomplete": "current-password"}
+    )
 
 
 class CodeForm(FlaskForm):
-    code = StringField(_l("短信验证码"), [_required(), Regexp(r"^\d{6}$", message=_l("请输入 6 位数字验证码"))],
-                       render_kw={"autocomplete": "one-time-code", "inputmode": "numeric",
-                                  "maxlength": 6})
+    code = StringField(
+        _l("短信验证码"),
+        [_required(), Regexp(r"^\d{6}$", message=_l("请输入 6 位数字验证码"))],
+        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "maxlength": 6},
+    )
 
 
 class TotpForm(FlaskForm):
-    code = StringField(_l("动态口令"), [_required(), Regexp(r"^\d{6}$", message=_l("请输入 6 位数字动态口令"))],
-                       render_kw={"autocomplete": "one-time-code", "inputmode": "numeric",
-                                  "maxlength": 6})
+    code = StringField(
+        _l("动态口令"),
+        [_required(), Regexp(r"^\d{6}$", message=_l("请输入 6 位数字动态口令"))],
+        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "maxlength": 6},
+    )
 
 
 class ActivationForm(FlaskForm):
@@ -55,23 +63,34 @@ class ActivationForm(FlaskForm):
 
 
 class NewPasswordForm(FlaskForm):
-    password = PasswordField(_l("新密码"), [_required(), Length(max=128)],
-                             render_kw={"autocomplete": "new-password"})
-    confirm = PasswordField(_l("确认新密码"), [_required(), Length(max=128)],
-                            render_kw={"autocomplete": "new-password"})
+    password = PasswordField(
+        _l("新密码"), [_required(), Length(max=128)], render_kw={"autocomplete": "new-password"}
+    )
+    confirm = PasswordField(
+        _l("确认新密码"), [_required(), Length(max=128)], render_kw={"autocomplete": "new-password"}
+    )
 
 
 class OperatorLoginForm(FlaskForm):
-    credit_code = StringField(_l("统一社会信用代码"), [_required(), uscc_valid],
-                              render_kw={"autocomplete": "organization"})
-    resident_id = StringField(_l("经办人身份证号码"), [_required(), resident_id_valid],
-                              render_kw={"autocomplete": "username"})
-    password = PasswordField(_l("密码"), [_required(), Length(max=128)],
-                             render_kw={"autocomplete": "current-password"})
+    credit_code = StringField(
+        _l("统一社会信用代码"),
+        [_required(), uscc_valid],
+        render_kw={"autocomplete": "organization"},
+    )
+    resident_id = StringField(
+        _l("经办人身份证号码"),
+        [_required(), resident_id_valid],
+        render_kw={"autocomplete": "username"},
+    )
+    password = PasswordField(
+        _l("密码"), [_required(), Length(max=128)], render_kw={"autocomplete": "current-password"}
+    )
 
 
 class StaffLoginForm(FlaskForm):
-    username = StringField(_l("用户名"), [_required(), Length(max=40)],
-                           render_kw={"autocomplete": "username"})
-    password = PasswordField(_l("密码"), [_required(), Length(max=128)],
-                             render_kw={"autocomplete": "current-password"})
+    username = StringField(
+        _l("用户名"), [_required(), Length(max=40)], render_kw={"autocomplete": "username"}
+    )
+    password = PasswordField(
+        _l("密码"), [_required(), Length(max=128)], render_kw={"autocomplete": "current-password"}
+    )

@@ -95,8 +95,11 @@ class DatabaseSessionInterface(SessionInterface):
         if session.new or session.sid is None:
             session.sid = session.sid or secrets.token_urlsafe(32)
             WebSession.insert(
-                sid=session.sid, principal=principal, data=dict(session),
-                created_at=now, last_seen=now,
+                sid=session.sid,
+                principal=principal,
+                data=dict(session),
+                created_at=now,
+                last_seen=now,
             ).execute()
         else:
             from flask import request

@@ -42,14 +42,16 @@ def app():
     with tempfile.TemporaryDirectory() as tmp:
         url = _database_url(tmp)
         _reset(url)
-        application = create_app({
-            "ENV": "testing",
-            "TESTING": True,
-            "DATABASE_URL": url,
-            "SECRET_KEY": "test-secret-key-not-for-production-0123456789",
-            "WTF_CSRF_ENABLED": False,
-            "STORAGE_DIR": os.path.join(tmp, "storage"),
-        })
+        application = create_app(
+            {
+                "ENV": "testing",
+                "TESTING": True,
+                "DATABASE_URL": url,
+                "SECRET_KEY": "test-secret-key-not-for-production-0123456789",
+                "WTF_CSRF_ENABLED": False,
+                "STORAGE_DIR": os.path.join(tmp, "storage"),
+            }
+        )
         migrate.upgrade(db.obj, log=lambda *_: None)
         from portal import demo
 
@@ -87,8 +89,9 @@ def runner(app):
 
 
 def last_code(phone: str) -> str:
-    message = (SmsMessage.select().where(SmsMessage.phone == phone)
-               .order_by(SmsMessage.id.desc()).first())
+    message = (
+        SmsMessage.select().where(SmsMessage.phone == phone).order_by(SmsMessage.id.desc()).first()
+    )
     assert message is not None, "no SMS was sent"
     return re.search(r"验证码 (\d{6})", message.body).group(1)
 
@@ -102,9 +105,14 @@ def login_depositor(client, depositor, password="Demo1234"):
 
 
 def login_operator(client, operator, password="Demo1234"):
-    r = client.post("/employer/login", data={
-        "credit_code": operator.employer.credit_code, "resident_id": operator.resident_id,
-        "password": password})
+    r = client.post(
+        "/employer/login",
+        data={
+            "credit_code": operator.employer.credit_code,
+            "resident_id": operator.resident_id,
+            "password": password,
+        },
+    )
     assert r.status_code == 303, r.get_data(as_text=True)
     r = client.post("/employer/login/code", data={"code": last_code(operator.phone)})
     assert r.status_code == 303
@@ -131,23 +139,35 @@ def depositor():
     """A demo depositor with a password, an active account and no loan trouble."""
     from portal.models import Account, Depositor
 
-    return (Depositor.select().join(Account)
-            .where(Depositor.password_hash.is_null(False) & (Account.status == "正常"))
-            .order_by(Depositor.id).first())
+    return (
+        Depositor.select()
+        .join(Account)
+        .where(Depositor.password_hash.is_null(False) & (Account.status == "正常"))
+        .order_by(Depositor.id)
+        .first()
+    )
 
 
 @pytest.fixture
 def other_depositor(depositor):
     from portal.models import Account, Depositor
 
-    return (Depositor.select().join(Account)
-            .where(Depositor.password_hash.is_null(False) & (Depositor.id != depositor.id))
-            .order_by(Depositor.id.desc()).first())
+    return (
+        Depositor.select()
+        .join(Account)
+        .where(Depositor.password_hash.is_null(False) & (Depositor.id != depositor.id))
+        .order_by(Depositor.id.desc())
+        .first()
+    )
 
 
 @pytest.fixture
 def operator():
     from portal.models import EmployerOperator
 
-    return EmployerOperator.select().where(EmployerOperator.is_primary).order_by(
-        EmployerOperator.id).first()
+    return (
+        EmployerOperator.select()
+        .where(EmployerOperator.is_primary)
+        .order_by(EmployerOperator.id)
+        .first()
+    )

@@ -41,8 +41,10 @@ def test_unknown_person_gets_the_same_message(client):
     from portal.rules.ids import resident_id_check_char
 
     first17 = "15292119800101123"
-    r = client.post("/login", data={"resident_id": first17 + resident_id_check_char(first17),
-                                    "password": "Demo1234"})
+    r = client.post(
+        "/login",
+        data={"resident_id": first17 + resident_id_check_char(first17), "password": "Demo1234"},
+    )
     assert r.status_code == 422
     assert "登录信息不正确" in r.get_data(as_text=True)
 
@@ -52,7 +54,10 @@ def test_malformed_id_is_explained_next_to_the_field(client):
     html = r.get_data(as_text=True)
     assert r.status_code == 422
     assert "身份证号码格式不正确" in html
-    assert 'aria-invalid="true"' in html and 'aria-describedby="resident_id-hint resident_id-error"' in html
+    assert (
+        'aria-invalid="true"' in html
+        and 'aria-describedby="resident_id-hint resident_id-error"' in html
+    )
 
 
 def test_wrong_code_then_right_code(client, depositor):
@@ -97,7 +102,8 @@ def test_expired_code_is_refused(depositor):
     challenge = identity.send_code("login", f"d:{depositor.id}", depositor.phone)
     code = last_code(depositor.phone)
     OtpChallenge.update(expires_at=challenge.created_at).where(
-        OtpChallenge.id == challenge.id).execute()
+        OtpChallenge.id == challenge.id
+    ).execute()
     with pytest.raises(identity.CodeFailed):
         identity.verify_code(challenge.id, "login", f"d:{depositor.id}", code)
 
@@ -117,17 +123,25 @@ def test_resend_is_rate_limited(client, depositor):
 
 
 def first_login_depositor():
-    return Depositor.select().where(Depositor.password_hash.is_null()).order_by(Depositor.id).first()
+    return (
+        Depositor.select().where(Depositor.password_hash.is_null()).order_by(Depositor.id).first()
+    )
 
 
 def test_first_login_sets_password_then_logs_in(client):
     person = first_login_depositor()
-    assert client.post("/login", data={"resident_id": person.resident_id,
-                                       "password": "Anything1"}).status_code == 422
+    assert (
+        client.post(
+            "/login", data={"resident_id": person.resident_id, "password": "Anything1"}
+        ).status_code
+        == 422
+    )
     r = client.post("/activate", data={"resident_id": person.resident_id, "name": person.name})
     assert r.status_code == 303 and r.headers["Location"].endswith("/password/activate")
-    r = client.post("/password/activate", data={
-        "code": last_code(person.phone), "password": "NewPass2026", "confirm": "NewPass2026"})
+    r = client.post(
+        "/password/activate",
+        data={"code": last_code(person.phone), "password": "NewPass2026", "confirm": "NewPass2026"},
+    )
     assert r.status_code == 303 and r.headers["Location"].endswith("/login")
     login_depositor(client, person, password="NewPass2026")
     assert person.name in client.get("/me/").get_data(as_text=True)
@@ -142,24 +156,35 @@ def test_activation_needs_matching_name(client):
     assert not SmsMessage.select().where(SmsMessage.phone == person.phone).exists()
 
 
-@pytest.mark.parametrize("password, confirm, message", [
-    ("short1", "short1", "至少 8 位"),
-    ("abcdefghij", "abcdefghij", "字母和数字"),
-    ("Password123", "Password124", "不一致"),
-])
+@pytest.mark.parametrize(
+    "password, confirm, message",
+    [
+        ("short1", "short1", "至少 8 位"),
+        ("abcdefghij", "abcdefghij", "字母和数字"),
+        ("Password123", "Password124", "不一致"),
+    ],
+)
 def test_weak_or_mismatched_password_is_refused(client, password, confirm, message):
     person = first_login_depositor()
     client.post("/activate", data={"resident_id": person.resident_id, "name": person.name})
-    r = client.post("/password/activate", data={
-        "code": last_code(person.phone), "password": password, "confirm": confirm})
+    r = client.post(
+        "/password/activate",
+        data={"code": last_code(person.phone), "password": password, "confirm": confirm},
+    )
     assert r.status_code == 422 and message in r.get_data(as_text=True)
     assert Depositor.get_by_id(person.id).password_hash is None
 
 
 def test_forgotten_password_reset(client, depositor):
     client.post("/reset", data={"resident_id": depositor.resident_id, "name": depositor.name})
-    r = client.post("/password/reset", data={
-        "code": last_code(depositor.phone), "password": "Reset2026x", "confirm": "Reset2026x"})
+    r = client.post(
+        "/password/reset",
+        data={
+            "code": last_code(depositor.phone),
+            "password": "Reset2026x",
+            "confirm": "Reset2026x",
+        },
+    )
     assert r.status_code == 303
     r = client.post("/login", data={"resident_id": depositor.resident_id, "password": "Demo1234"})
     assert r.status_code == 422
@@ -177,14 +202,20 @@ def test_operator_with_wrong_credit_code_is_refused(client, operator):
     from portal.models import Employer
 
     other = Employer.select().where(Employer.id != operator.employer_id).first()
-    r = client.post("/employer/login", data={
-        "credit_code": other.credit_code, "resident_id": operator.resident_id,
-        "password": "Demo1234"})
+    r = client.post(
+        "/employer/login",
+        data={
+            "credit_code": other.credit_code,
+            "resident_id": operator.resident_id,
+            "password": "Demo1234",
+        },
+    )
     assert r.status_code == 422 and "登录信息不正确" in r.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("username", ["clerk", "liaison", "handler", "official", "admin",
-                                      "auditor"])
+@pytest.mark.parametrize(
+    "username", ["clerk", "liaison", "handler", "official", "admin", "auditor"]
+)
 def test_staff_login_with_totp_lands_on_intranet(client, username):
     login_staff(client, username)
     r = client.get("/staff/")
@@ -209,7 +240,9 @@ def test_staff_totp_tolerates_one_step_of_skew_only():
 
 def test_staff_without_totp_enrols_by_qr_code(client):
     user = StaffUser.get(StaffUser.username == "admin")
-    StaffUser.update(totp_secret=None, totp_confirmed=False).where(StaffUser.id == user.id).execute()
+    StaffUser.update(totp_secret=None, totp_confirmed=False).where(
+        StaffUser.id == user.id
+    ).execute()
     r = client.post("/staff/login", data={"username": "admin", "password": "Staff2026"})
     assert r.headers["Location"].endswith("/staff/login/enrol")
     page = client.get("/staff/login/enrol").get_data(as_text=True)
@@ -235,8 +268,10 @@ def test_anonymous_is_sent_to_the_right_login(client):
 
 
 def test_login_redirects_only_to_local_next(client, depositor):
-    client.post("/login?next=https://evil.example/", data={
-        "resident_id": depositor.resident_id, "password": "Demo1234"})
+    client.post(
+        "/login?next=https://evil.example/",
+        data={"resident_id": depositor.resident_id, "password": "Demo1234"},
+    )
     r = client.post("/login/code", data={"code": last_code(depositor.phone)})
     assert r.headers["Location"].endswith("/me/")
 

@@ -12,7 +12,8 @@ def _age(client, **delta):
     sid = client.get_cookie("hpf_session").value
     row = WebSession.get(WebSession.sid == sid)
     WebSession.update(last_seen=row.last_seen - timedelta(**delta)).where(
-        WebSession.sid == sid).execute()
+        WebSession.sid == sid
+    ).execute()
     return sid
 
 
@@ -39,7 +40,8 @@ def test_no_session_lasts_over_8_hours(client, depositor):
     sid = client.get_cookie("hpf_session").value
     row = WebSession.get(WebSession.sid == sid)
     WebSession.update(created_at=row.created_at - timedelta(hours=8, minutes=1)).where(
-        WebSession.sid == sid).execute()
+        WebSession.sid == sid
+    ).execute()
     assert client.get("/me/").status_code == 302
 
 

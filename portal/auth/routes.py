@@ -49,16 +49,24 @@ _KINDS = {"d": "depositor", "o": "operator", "s": "staff"}
 
 def _set_pending(kind: str, obj, purpose: str, challenge=None, nxt=None) -> None:
     session["pending"] = {
-        "kind": kind, "id": obj.id, "purpose": purpose, "at": time.time(),
-        "challenge": challenge.id if challenge else None, "sent": time.time(),
+        "kind": kind,
+        "id": obj.id,
+        "purpose": purpose,
+        "at": time.time(),
+        "challenge": challenge.id if challenge else None,
+        "sent": time.time(),
         "next": safe_next(nxt),
     }
 
 
 def _pending(kind: str, purpose: str):
     data = session.get("pending")
-    if (not data or data.get("kind") != kind or data.get("purpose") != purpose
-            or time.time() - data.get("at", 0) > PENDING_SECONDS):
+    if (
+        not data
+        or data.get("kind") != kind
+        or data.get("purpose") != purpose
+        or time.time() - data.get("at", 0) > PENDING_SECONDS
+    ):
         return None, None
     obj = _MODELS[kind].get_or_none(_MODELS[kind].id == data["id"])
     if obj is None or not obj.active:
@@ -70,8 +78,13 @@ def _finish_login(kind: str, obj):
     data = session.pop("pending", {}) or {}
     session.regenerate()
     login_user(Principal(_KINDS[kind], obj))
-    audit.record(f"{_KINDS[kind]}:{obj.username if kind == 's' else obj.id}", "login",
-                 _KINDS[kind], obj.id, ip=request.remote_addr or "")
+    audit.record(
+        f"{_KINDS[kind]}:{obj.username if kind == 's' else obj.id}",
+        "login",
+        _KINDS[kind],
+        obj.id,
+        ip=request.remote_addr or "",
+    )
     return redirect(data.get("next") or home_url(Principal(_KINDS[kind], obj)), code=303)
 
 
@@ -93,8 +106,9 @@ def _code_page(kind, purpose, form, template, restart_endpoint, on_success, **ct
         else:
             return on_success(obj)
     status = 422 if request.method == "POST" else 200
-    return render_template(template, form=form, error=error, phone=mask_phone(obj.phone),
-                           resend=EmptyForm(), **ctx), status
+    return render_template(
+        template, form=form, error=error, phone=mask_phone(obj.phone), resend=EmptyForm(), **ctx
+    ), status
 
 
 @bp.post("/login/resend")
@@ -114,14 +128,15 @@ def resend_code():
         data.update(challenge=challenge.id, sent=time.time())
         session["pending"] = data
         flash(_("新的验证码已发送"), "info")
-    return redirect(request.referrer if safe_next(_referrer_path()) else url_for("auth.login"),
-                    code=303)
+    return redirect(
+        request.referrer if safe_next(_referrer_path()) else url_for("auth.login"), code=303
+    )
 
 
 def _referrer_path():
     ref = request.referrer or ""
     host = request.host_url.rstrip("/")
-    return ref[len(host):] if ref.startswith(host) else None
+    return ref[len(host) :] if ref.startswith(host) else None
 
 
 # --- depositors ---------------------------------------------------------------------------
@@ -150,12 +165,20 @@ def login():
 
 @bp.route("/login/code", methods=["GET", "POST"])
 def login_code():
-    return _code_page("d", "login", CodeForm(), "auth/code.html", "auth.login",
-                      lambda obj: _finish_login("d", obj), title=_("短信验证"))
+    return _code_page(
+        "d",
+        "login",
+        CodeForm(),
+        "auth/code.html",
+        "auth.login",
+        lambda obj: _finish_login("d", obj),
+        title=_("短信验证"),
+    )
 
 
-@bp.route("/activate", methods=["GET", "POST"], defaults={"purpose": "activate"},
-          endpoint="activate")
+@bp.route(
+    "/activate", methods=["GET", "POST"], defaults={"purpose": "activate"}, endpoint="activate"
+)
 @bp.route("/reset", methods=["GET", "POST"], defaults={"purpose": "reset"}, endpoint="reset")
 def password_start(purpose: str):
     form = ActivationForm()
@@ -183,10 +206,12 @@ def password_set(purpose: str):
     if request.method == "POST" and code_form.validate() and pw_form.validate():
         try:
             identity.validate_new_password(pw_form.password.data, pw_form.confirm.data)
-            identity.verify_code(data["challenge"], purpose, f"d:{depositor.id}",
-                                 code_form.code.data)
-            identity.set_depositor_password(depositor, pw_form.password.data,
-                                            pw_form.confirm.data, purpose)
+            identity.verify_code(
+                data["challenge"], purpose, f"d:{depositor.id}", code_form.code.data
+            )
+            identity.set_depositor_password(
+                depositor, pw_form.password.data, pw_form.confirm.data, purpose
+            )
         except (identity.CodeFailed, identity.PasswordRejected) as exc:
             error = str(exc)
         else:
@@ -194,9 +219,15 @@ def password_set(purpose: str):
             flash(_("密码已设置，请使用新密码登录"), "success")
             return redirect(url_for("auth.login"), code=303)
     status = 422 if request.method == "POST" else 200
-    return render_template("auth/password_set.html", code_form=code_form, pw_form=pw_form,
-                           error=error, purpose=purpose, phone=mask_phone(depositor.phone),
-                           resend=EmptyForm()), status
+    return render_template(
+        "auth/password_set.html",
+        code_form=code_form,
+        pw_form=pw_form,
+        error=error,
+        purpose=purpose,
+        phone=mask_phone(depositor.phone),
+        resend=EmptyForm(),
+    ), status
 
 
 # --- employer operators -------------------------------------------------------------------
@@ -211,7 +242,8 @@ def employer_login():
     if form.validate_on_submit():
         try:
             operator = identity.authenticate_operator(
-                form.credit_code.data, form.resident_id.data, form.password.data)
+                form.credit_code.data, form.resident_id.data, form.password.data
+            )
         except identity.LoginFailed:
             error = BAD_LOGIN
         else:
@@ -224,8 +256,15 @@ def employer_login():
 
 @bp.route("/employer/login/code", methods=["GET", "POST"])
 def employer_login_code():
-    return _code_page("o", "login", CodeForm(), "auth/code.html", "auth.employer_login",
-                      lambda obj: _finish_login("o", obj), title=_("单位经办人短信验证"))
+    return _code_page(
+        "o",
+        "login",
+        CodeForm(),
+        "auth/code.html",
+        "auth.employer_login",
+        lambda obj: _finish_login("o", obj),
+        title=_("单位经办人短信验证"),
+    )
 
 
 # --- staff --------------------------------------------------------------------------------
@@ -292,8 +331,9 @@ def staff_enrol():
     segno.make(uri, error="m").save(buffer, kind="svg", scale=4, border=2, xmldecl=False)
     qr = "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode()
     status = 422 if request.method == "POST" else 200
-    return render_template("auth/staff_enrol.html", form=form, error=error, qr=qr,
-                           secret=user.totp_secret), status
+    return render_template(
+        "auth/staff_enrol.html", form=form, error=error, qr=qr, secret=user.totp_secret
+    ), status
 
 
 # --- everyone -----------------------------------------------------------------------------
@@ -306,8 +346,9 @@ def logout():
         return redirect(url_for("public.index"), code=303)
     kind = current_user.kind if current_user.is_authenticated else "depositor"
     if current_user.is_authenticated:
-        audit.record(current_user.actor, "logout", kind, current_user.obj.id,
-                     ip=request.remote_addr or "")
+        audit.record(
+            current_user.actor, "logout", kind, current_user.obj.id, ip=request.remote_addr or ""
+        )
     session.end()
     flash(_("您已安全退出"), "info")
     return redirect(url_for(LOGIN_ENDPOINT[kind]), code=303)

@@ -14,5 +14,4 @@ bp.before_request(guard_kind("operator"))
 
 @bp.get("/")
 def overview():
-    return render_template("employer/overview.html",
-                           o=accounts.employer_overview(current_user.obj))
+    return render_template("employer/overview.html", o=accounts.employer_overview(current_user.obj))

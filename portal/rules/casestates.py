@@ -88,7 +88,8 @@ def find_move(direction: str, source: str, target: str) -> Move | None:
 def allowed_targets(direction: str, source: str, role: str) -> list[str]:
     """Targets the role may move a card to from source, in board order."""
     return [
-        t for t in COLUMNS[direction]
+        t
+        for t in COLUMNS[direction]
         if (m := _BY_KEY.get((direction, source, t))) is not None and role in m.roles
     ]
 

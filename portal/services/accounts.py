@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from peewee import JOIN, fn
 
-from portal.models import Account, DepositRecord, Depositor, Employer, EmployerOperator, Loan
+from portal.models import Account, Depositor, DepositRecord, Employer, EmployerOperator, Loan
 
 
 @dataclass
@@ -36,7 +36,8 @@ def depositor_summary(depositor: Depositor, recent: int = 5) -> DepositorSummary
             .limit(recent)
         )
     loans = list(
-        Loan.select().where((Loan.depositor == depositor) & (Loan.status == "active"))
+        Loan.select()
+        .where((Loan.depositor == depositor) & (Loan.status == "active"))
         .order_by(Loan.disbursed_on)
     )
     return DepositorSummary(
@@ -67,10 +68,14 @@ def employer_overview(operator: EmployerOperator) -> EmployerOverview:
         .tuples()
     }
     monthly = sum(
-        (a.monthly_amount for a in Account.select(
-            Account.deposit_base, Account.employer_ratio, Account.employee_ratio)
-         .where((Account.employer == employer) & (Account.status == "正常"))),
+        (
+            a.monthly_amount
+            for a in Account.select(
+                Account.deposit_base, Account.employer_ratio, Account.employee_ratio
+            ).where((Account.employer == employer) & (Account.status == "正常"))
+        ),
         Decimal("0.00"),
     )
-    return EmployerOverview(employer=employer, operator=operator, counts=counts,
-                            monthly_total=monthly)
+    return EmployerOverview(
+        employer=employer, operator=operator, counts=counts, monthly_total=monthly
+    )

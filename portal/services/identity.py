@@ -83,12 +83,19 @@ def send_code(purpose: str, subject: str, phone: str) -> OtpChallenge:
     secret = pyotp.random_base32()
     now = utcnow()
     challenge = OtpChallenge.create(
-        purpose=purpose, subject=subject, phone=phone, secret=secret,
-        created_at=now, expires_at=now + timedelta(seconds=CODE_INTERVAL),
+        purpose=purpose,
+        subject=subject,
+        phone=phone,
+        secret=secret,
+        created_at=now,
+        expires_at=now + timedelta(seconds=CODE_INTERVAL),
     )
     code = _code_for(challenge)
-    sms.send(phone, f"【{PURPOSE_TEXT.get(purpose, '验证')}】验证码 {code}，"
-                    f"{CODE_INTERVAL // 60} 分钟内有效。请勿告诉他人。")
+    sms.send(
+        phone,
+        f"【{PURPOSE_TEXT.get(purpose, '验证')}】验证码 {code}，"
+        f"{CODE_INTERVAL // 60} 分钟内有效。请勿告诉他人。",
+    )
     return challenge
 
 
@@ -98,18 +105,27 @@ def verify_code(challenge_id: int | None, purpose: str, subject: str, code: str)
     failure = None
     with write_tx():  # the attempt counter must be committed even when the code is wrong
         challenge = OtpChallenge.get_or_none(OtpChallenge.id == challenge_id)
-        if (challenge is None or challenge.purpose != purpose or challenge.subject != subject
-                or challenge.used_at is not None or challenge.attempts >= MAX_CODE_ATTEMPTS
-                or utcnow() > challenge.expires_at):
+        if (
+            challenge is None
+            or challenge.purpose != purpose
+            or challenge.subject != subject
+            or challenge.used_at is not None
+            or challenge.attempts >= MAX_CODE_ATTEMPTS
+            or utcnow() > challenge.expires_at
+        ):
             failure = "验证码无效或已过期，请重新获取"
         elif not pyotp.utils.strings_equal(code, _code_for(challenge)):
             OtpChallenge.update(attempts=OtpChallenge.attempts + 1).where(
-                OtpChallenge.id == challenge.id).execute()
+                OtpChallenge.id == challenge.id
+            ).execute()
             failure = "验证码不正确"
         else:
             # conditional update: of two concurrent uses of the same code, one wins
-            won = OtpChallenge.update(used_at=utcnow()).where(
-                (OtpChallenge.id == challenge.id) & OtpChallenge.used_at.is_null()).execute()
+            won = (
+                OtpChallenge.update(used_at=utcnow())
+                .where((OtpChallenge.id == challenge.id) & OtpChallenge.used_at.is_null())
+                .execute()
+            )
             if not won:
                 failure = "验证码无效或已过期，请重新获取"
     if failure:
@@ -139,14 +155,13 @@ def depositor_for_activation(resident_id: str, name: str) -> Depositor:
     return depositor
 
 
-def set_depositor_password(depositor: Depositor, password: str, confirm: str,
-                           purpose: str) -> None:
+def set_depositor_password(depositor: Depositor, password: str, confirm: str, purpose: str) -> None:
     validate_new_password(password, confirm)
     with write_tx():
         Depositor.update(password_hash=hash_password(password)).where(
-            Depositor.id == depositor.id).execute()
-        audit.record(f"depositor:{depositor.id}", f"password.{purpose}", "depositor",
-                     depositor.id)
+            Depositor.id == depositor.id
+        ).execute()
+        audit.record(f"depositor:{depositor.id}", f"password.{purpose}", "depositor", depositor.id)
 
 
 # --- employer operators -------------------------------------------------------------------
@@ -195,8 +210,11 @@ def verify_totp(user: StaffUser, code: str, now: float | None = None) -> None:
     for step in (current - 1, current, current + 1):
         if pyotp.utils.strings_equal(totp.generate_otp(step), code):
             with write_tx():
-                won = StaffUser.update(totp_last_step=step).where(
-                    (StaffUser.id == user.id) & (StaffUser.totp_last_step < step)).execute()
+                won = (
+                    StaffUser.update(totp_last_step=step)
+                    .where((StaffUser.id == user.id) & (StaffUser.totp_last_step < step))
+                    .execute()
+                )
             if not won:
                 raise CodeFailed("该动态口令已使用，请等待下一个口令")
             user.totp_last_step = step

@@ -48,12 +48,23 @@ def _counts(user: StaffUser) -> dict[tuple[str, str], int]:
 
 # Which columns are "my work" per role: (direction, state, hint).
 ROLE_WORK = {
-    "clerk": [(OUTBOUND, "accepted", "核实材料后转入材料核实"), (OUTBOUND, "supplement", "等待申请人补正"),
-              (OUTBOUND, "feedback", "装订归档")],
-    "liaison": [(INBOUND, "received", "分发至管理部"), (OUTBOUND, "verifying", "通过平台传递"),
-                (INBOUND, "done", "向受理地反馈结果"), (OUTBOUND, "transmitted", "等待缴存地反馈")],
-    "handler": [(INBOUND, "distributed", "领取并办理"), (INBOUND, "processing", "办理中"),
-                (INBOUND, "supplement", "等待补正材料"), (OUTBOUND, "feedback", "装订归档")],
+    "clerk": [
+        (OUTBOUND, "accepted", "核实材料后转入材料核实"),
+        (OUTBOUND, "supplement", "等待申请人补正"),
+        (OUTBOUND, "feedback", "装订归档"),
+    ],
+    "liaison": [
+        (INBOUND, "received", "分发至管理部"),
+        (OUTBOUND, "verifying", "通过平台传递"),
+        (INBOUND, "done", "向受理地反馈结果"),
+        (OUTBOUND, "transmitted", "等待缴存地反馈"),
+    ],
+    "handler": [
+        (INBOUND, "distributed", "领取并办理"),
+        (INBOUND, "processing", "办理中"),
+        (INBOUND, "supplement", "等待补正材料"),
+        (OUTBOUND, "feedback", "装订归档"),
+    ],
 }
 
 
@@ -63,13 +74,22 @@ def staff_home(user: StaffUser, today: date, overrides=None) -> StaffHome:
         counts = _counts(user)
         for direction, state, hint in ROLE_WORK[user.role]:
             name = "外地业务" if direction == OUTBOUND else "本地业务"
-            home.tiles.append(WorkTile(f"{name} · {casestates.label(direction, state)}",
-                                       counts.get((direction, state), 0), hint))
+            home.tiles.append(
+                WorkTile(
+                    f"{name} · {casestates.label(direction, state)}",
+                    counts.get((direction, state), 0),
+                    hint,
+                )
+            )
         open_cases = [
-            c for c in _visible_cases(user).where(
+            c
+            for c in _visible_cases(user)
+            .where(
                 ProxyCase.state.not_in(["archived", "rejected", "fed_back"])
-                & (ProxyCase.paused_since.is_null()))
-            .order_by(ProxyCase.deadline).limit(200)
+                & (ProxyCase.paused_since.is_null())
+            )
+            .order_by(ProxyCase.deadline)
+            .limit(200)
         ]
         home.overdue = [c for c in open_cases if is_overdue(today, c.deadline, overrides)][:10]
     if user.role == "official":
@@ -79,8 +99,12 @@ def staff_home(user: StaffUser, today: date, overrides=None) -> StaffHome:
         for year in (today.year, today.year + 1):
             if not calendar_known(year):
                 home.warnings.append(
-                    f"{year} 年的法定节假日尚未收录，期限按周一至周五推算（显示“预计”），请录入当年调休安排。")
-        home.tiles.append(WorkTile("在用工作人员", StaffUser.select().where(StaffUser.active).count()))
+                    f"{year} 年的法定节假日尚未收录，期限按周一至周五推算（显示“预计”），"
+                    "请录入当年调休安排。"
+                )
+        home.tiles.append(
+            WorkTile("在用工作人员", StaffUser.select().where(StaffUser.active).count())
+        )
     if user.role == "auditor":
         home.recent_audit = list(AuditLog.select().order_by(AuditLog.id.desc()).limit(15))
     return home
