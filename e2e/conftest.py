@@ -33,16 +33,12 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 PG_E2E_DB = "portal_e2e"
 DEMO_SIZE = 80
 STARTUP_TIMEOUT = 30.0
-
 DESKTOP = {"viewport": {"width": 1280, "height": 900}}
-PHONE = {"viewport": {"width": 375, "height": 812}, "is_mobile": True, "has_touch": True,
-         "device_scale_factor": 2}
 
 expect.set_options(timeout=10_000)
 
@@ -373,6 +369,9 @@ class Portal:
     """Journeys through one running portal (the page's context has its base_url)."""
 
     server: PortalServer
+    demo_password = DEMO_PASSWORD
+    masked_id = staticmethod(masked_id)
+    masked_phone = staticmethod(masked_phone)
 
     @property
     def demo(self) -> Demo:

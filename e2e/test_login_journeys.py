@@ -7,8 +7,6 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from conftest import DEMO_PASSWORD, Portal, masked_id, masked_phone  # e2e/conftest.py
-
 pytestmark = pytest.mark.e2e
 
 STAFF_ROLES = ["clerk", "liaison", "handler", "official", "admin", "auditor"]  # demo usernames
@@ -25,7 +23,7 @@ def test_home_links_to_every_login(page: Page):
     expect(page.get_by_role("heading", level=1)).to_have_text("个人登录")
 
 
-def test_depositor_first_login_sets_password_then_logs_in(page: Page, portal: Portal):
+def test_depositor_first_login_sets_password_then_logs_in(page: Page, portal):
     person = portal.demo.unactivated[0]
     new_password = "Juzhu2026ok"
 
@@ -51,7 +49,7 @@ def test_depositor_first_login_sets_password_then_logs_in(page: Page, portal: Po
     expect(page.get_by_role("heading", level=1)).to_contain_text("您好")
 
 
-def test_depositor_login_with_sms_code_shows_masked_account(page: Page, portal: Portal):
+def test_depositor_login_with_sms_code_shows_masked_account(page: Page, portal):
     person = portal.demo.depositors[0]
     portal.login_depositor(page, person)
 
@@ -60,18 +58,18 @@ def test_depositor_login_with_sms_code_shows_masked_account(page: Page, portal: 
     expect(page.locator(".balance-value")).to_have_text(re.compile(r"^[\d,]+\.\d{2}$"))
     id_cell = page.locator(".facts > div").filter(
         has=page.locator("dt", has_text="身份证号码")).locator("dd")
-    expect(id_cell).to_have_text(masked_id(person.resident_id))
+    expect(id_cell).to_have_text(portal.masked_id(person.resident_id))
     expect(id_cell).to_contain_text("**********")
     phone_cell = page.locator(".facts > div").filter(
         has=page.locator("dt", has_text="手机号码")).locator("dd")
-    expect(phone_cell).to_have_text(masked_phone(person.phone))
+    expect(phone_cell).to_have_text(portal.masked_phone(person.phone))
     body = page.locator("body")
     expect(body).not_to_contain_text(person.resident_id)
     expect(body).not_to_contain_text(person.phone)
     expect(page.locator(".who-name")).to_have_text(person.name)
 
 
-def test_employer_operator_login_shows_overview(page: Page, portal: Portal):
+def test_employer_operator_login_shows_overview(page: Page, portal):
     operator = portal.demo.operators[0]
     page.goto("/")
     page.get_by_role("link", name="单位登录", exact=True).click()
@@ -83,13 +81,13 @@ def test_employer_operator_login_shows_overview(page: Page, portal: Portal):
 
 
 @pytest.mark.parametrize("username", STAFF_ROLES)
-def test_staff_login_with_totp_reaches_workbench(page: Page, portal: Portal, username: str):
+def test_staff_login_with_totp_reaches_workbench(page: Page, portal, username: str):
     portal.login_staff(page, username)
     expect(page).to_have_title(re.compile(r"^工作台"))
 
 
 @pytest.mark.parametrize("kind", ["depositor", "operator", "staff"])
-def test_wrong_password_is_refused_on_the_same_page(page: Page, portal: Portal, kind: str):
+def test_wrong_password_is_refused_on_the_same_page(page: Page, portal, kind: str):
     if kind == "depositor":
         path, button = "/login", "下一步：短信验证"
         page.goto(path)
@@ -105,7 +103,7 @@ def test_wrong_password_is_refused_on_the_same_page(page: Page, portal: Portal, 
         page.goto(path)
         page.get_by_label("用户名", exact=True).fill("official")
     heading = page.get_by_role("heading", level=1).inner_text()
-    page.get_by_label("密码", exact=True).fill(DEMO_PASSWORD + "x")
+    page.get_by_label("密码", exact=True).fill(portal.demo_password + "x")
     page.get_by_role("button", name=button).click()
 
     expect(page.get_by_role("alert")).to_contain_text("登录信息不正确")
@@ -114,7 +112,7 @@ def test_wrong_password_is_refused_on_the_same_page(page: Page, portal: Portal, 
     expect(page.get_by_label("密码", exact=True)).to_have_value("")
 
 
-def test_depositor_logout_ends_the_session(page: Page, portal: Portal):
+def test_depositor_logout_ends_the_session(page: Page, portal):
     portal.login_depositor(page, portal.demo.depositors[1])
 
     page.get_by_role("button", name="退出").click()
@@ -131,7 +129,7 @@ def test_depositor_logout_ends_the_session(page: Page, portal: Portal):
     expect(page.get_by_role("heading", level=1)).to_have_text("个人登录")
 
 
-def test_staff_logout_returns_to_staff_login(page: Page, portal: Portal):
+def test_staff_logout_returns_to_staff_login(page: Page, portal):
     portal.login_staff(page, "handler2")
     page.get_by_role("button", name="退出").click()
     expect(page).to_have_url(re.compile(r"/staff/login$"))

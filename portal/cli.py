@@ -18,6 +18,7 @@ def init_app(app):
     app.cli.add_command(seed_demo)
     app.cli.add_command(staff_group)
     app.cli.add_command(demo_codes)
+    app.cli.add_command(demo_logins)
 
 
 @click.group("db", help="Schema migrations.")
@@ -130,3 +131,18 @@ def demo_codes():
     for username, _name, role, _dept, secret in DEMO_STAFF:
         click.echo(f"{username:10} {role:9} {pyotp.TOTP(secret).now()}")
     click.echo(f"(valid for {remaining}s more; at {utcnow():%H:%M:%S} UTC)")
+
+
+@click.command("demo-logins", help="Development: list demo logins for each kind of user.")
+def demo_logins():
+    from portal.demo import DEMO_PASSWORD, DEMO_STAFF, STAFF_PASSWORD, example_logins
+
+    if current_app.config["ENV"] == "production":
+        raise click.ClickException("not available in production")
+    db.connect(reuse_if_open=True)
+    click.echo(f"Depositors (password {DEMO_PASSWORD}; SMS code at /dev/sms):")
+    for label, person in example_logins():
+        click.echo(f"  {label:14} {person.resident_id}  {person.name}  {person.phone}")
+    click.echo(f"Staff (password {STAFF_PASSWORD}; codes: flask --app portal demo-codes):")
+    for username, name, role, dept, _secret in DEMO_STAFF:
+        click.echo(f"  {username:10} {name}  {role}{'  ' + dept if dept else ''}")

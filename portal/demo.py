@@ -148,7 +148,8 @@ def rate_table():
 
 class _Gen:
     def __init__(self, seed: int, today: date):
-        self.r = random.Random(seed)
+        self.r = random.Random(seed)  # people: the same whatever the date
+        self.h = random.Random(seed + 1)  # history whose length depends on the date
         self.today = today
         self.used_ids: set[str] = set()
         self.phone_seq = 0
@@ -422,7 +423,7 @@ def load(today: date, seed: int = SEED, size: int = 500, log=print) -> DemoSumma
                 posted = date(month.year, month.month, 15)
                 ledger.settle_through(posted)
                 ledger.post(
-                    "补缴" if g.r.random() < 0.02 else "汇缴",
+                    "补缴" if g.h.random() < 0.02 else "汇缴",
                     posted,
                     monthly,
                     employer=employer.id,
@@ -704,3 +705,45 @@ def _cases(g: _Gen, peers, departments, staff, depositors, today: date) -> int:
                         created_at=at + timedelta(hours=3 * i),
                     )
     return seq
+
+
+def example_logins() -> list[tuple[str, object]]:
+    """A few demo people worth logging in as, with what makes each interesting."""
+    from portal.models import Employer
+
+    people: list[tuple[str, object]] = []
+
+    def first(label, query):
+        row = query.order_by(Depositor.id).first()
+        if row is not None:
+            people.append((label, row))
+
+    with_password = Depositor.password_hash.is_null(False)
+    first(
+        "在职·有贷款",
+        Depositor.select()
+        .join(Loan, on=(Loan.depositor == Depositor.id))
+        .switch(Depositor)
+        .join(Account)
+        .where(with_password & (Loan.status == "active") & (Account.status == "正常")),
+    )
+    first("已退休", Depositor.select().where(with_password & Depositor.retired_on.is_null(False)))
+    first("首次登录", Depositor.select().where(Depositor.password_hash.is_null()))
+    first(
+        "账户封存",
+        Depositor.select().join(Account).where(with_password & (Account.status == "封存")),
+    )
+    first(
+        "账户冻结",
+        Depositor.select().join(Account).where(with_password & (Account.status == "冻结")),
+    )
+    operator = (
+        EmployerOperator.select()
+        .join(Employer)
+        .where(EmployerOperator.is_primary)
+        .order_by(EmployerOperator.id)
+        .first()
+    )
+    if operator is not None:
+        people.append((f"单位经办人 {operator.employer.credit_code}", operator))
+    return people
