@@ -54,3 +54,17 @@ def test_admin_is_warned_when_next_years_calendar_is_unknown():
     admin = StaffUser.get(StaffUser.username == "admin")
     home = work.staff_home(admin, TODAY)
     assert any("2027" in w and "预计" in w for w in home.warnings)
+
+
+def test_overdue_lists_only_cases_whose_clock_runs():
+    from datetime import timedelta
+
+    from portal.rules import casestates
+
+    liaison = StaffUser.get(StaffUser.username == "liaison")
+    later = TODAY + timedelta(days=60)
+    home = work.staff_home(liaison, later)
+    assert home.overdue
+    for item in home.overdue:
+        assert casestates.clock_running(item.case.direction, item.case.state)
+        assert item.workdays_late > 0

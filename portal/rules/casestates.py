@@ -37,6 +37,12 @@ COLUMNS = {direction: tuple(labels) for direction, labels in STATE_LABELS.items(
 INITIAL = {OUTBOUND: "accepted", INBOUND: "received"}
 FINAL = {OUTBOUND: ("archived", "rejected"), INBOUND: ("fed_back", "rejected")}
 PAUSED = "supplement"  # the deadline clock stops here
+# States in which our own deadline runs: outbound until transmitted (7 working days from
+# acceptance), inbound until fed back (3 working days from receipt).
+CLOCK_STATES = {
+    OUTBOUND: ("accepted", "verifying"),
+    INBOUND: ("received", "distributed", "processing", "done"),
+}
 
 
 @dataclass(frozen=True)
@@ -96,3 +102,8 @@ def allowed_targets(direction: str, source: str, role: str) -> list[str]:
 
 def is_open(direction: str, state: str) -> bool:
     return state not in FINAL[direction]
+
+
+def clock_running(direction: str, state: str) -> bool:
+    """Whether our deadline applies to a case in this state (not paused, not passed on)."""
+    return state in CLOCK_STATES[direction]

@@ -10,7 +10,7 @@ from peewee import fn
 from portal.models import AuditLog, CertificateRequest, ProxyCase, StaffUser
 from portal.rules import casestates
 from portal.rules.casestates import INBOUND, OUTBOUND
-from portal.rules.workdays import calendar_known, is_overdue
+from portal.rules.workdays import calendar_known, workdays_between
 
 
 @dataclass
@@ -21,9 +21,15 @@ class WorkTile:
 
 
 @dataclass
+class OverdueCase:
+    case: ProxyCase
+    workdays_late: int
+
+
+@dataclass
 class StaffHome:
     tiles: list[WorkTile] = field(default_factory=list)
-    overdue: list[ProxyCase] = field(default_factory=list)
+    overdue: list[OverdueCase] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     recent_audit: list[AuditLog] = field(default_factory=list)
 
@@ -81,17 +87,21 @@ def staff_home(user: StaffUser, today: date, overrides=None) -> StaffHome:
                     hint,
                 )
             )
-        open_cases = [
-            c
-            for c in _visible_cases(user)
-            .where(
-                ProxyCase.state.not_in(["archived", "rejected", "fed_back"])
-                & (ProxyCase.paused_since.is_null())
-            )
-            .order_by(ProxyCase.deadline)
-            .limit(200)
+        running = (
+            (ProxyCase.direction == OUTBOUND)
+            & ProxyCase.state.in_(casestates.CLOCK_STATES[OUTBOUND])
+        ) | (
+            (ProxyCase.direction == INBOUND) & ProxyCase.state.in_(casestates.CLOCK_STATES[INBOUND])
+        )
+        late = (
+            _visible_cases(user)
+            .where(running & (ProxyCase.deadline < today))
+            .order_by(ProxyCase.deadline, ProxyCase.id)
+            .limit(10)
+        )
+        home.overdue = [
+            OverdueCase(c, workdays_between(c.deadline, today, overrides)) for c in late
         ]
-        home.overdue = [c for c in open_cases if is_overdue(today, c.deadline, overrides)][:10]
     if user.role == "official":
         pending = CertificateRequest.select().where(CertificateRequest.status == "pending").count()
         home.tiles.append(WorkTile("待签发贷款结清证明", pending, "核对结清后签发"))

@@ -1,0 +1,66 @@
+"""Full-page screenshots of the main pages at desktop and phone sizes (``e2e/artifacts/``),
+and no horizontal scrolling on a phone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.e2e
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+VIEWPORTS = {
+    "desktop": {"viewport": {"width": 1280, "height": 900}},
+    "phone": {"viewport": {"width": 375, "height": 812}, "is_mobile": True, "has_touch": True,
+              "device_scale_factor": 2},
+}
+NO_OVERFLOW = "document.documentElement.scrollWidth <= window.innerWidth + 1"
+WIDE_ELEMENTS = """() => [...document.querySelectorAll('body *')]
+  .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+  .slice(0, 8)
+  .map(e => `${e.tagName.toLowerCase()}.${[...e.classList].join('.')} right=${
+    Math.round(e.getBoundingClientRect().right)}`)"""
+
+
+def _log_in(portal, page: Page, who: str, new_context) -> dict | None:
+    """Log ``who`` in (in the desktop context); the storage state for the phone context."""
+    if who == "anonymous":
+        return None
+    if who == "depositor":
+        portal.login_depositor(page, portal.demo.depositors[2])
+    elif who == "operator":
+        portal.login_operator(page, portal.demo.operators[0])
+    else:  # a staff username: reuse the session from the role journey when there is one
+        state = portal.staff_state(new_context, who)
+        page.context.add_cookies(state["cookies"])
+    return page.context.storage_state()
+
+
+@pytest.mark.parametrize(("name", "who", "path", "heading"), [
+    ("public-home", "anonymous", "/", "住房公积金“跨省通办”"),
+    ("depositor-login", "anonymous", "/login", "个人登录"),
+    ("depositor-home", "depositor", "/me/", "您好，"),
+    ("employer-overview", "operator", "/employer/", None),
+    ("intranet-clerk", "clerk", "/staff/", "工作台"),
+    ("intranet-liaison", "liaison", "/staff/", "工作台"),
+    ("intranet-admin", "admin", "/staff/", "工作台"),
+    ("intranet-auditor", "auditor", "/staff/", "工作台"),
+])
+def test_screenshots_desktop_and_phone(new_context, portal, name, who, path, heading):
+    ARTIFACTS.mkdir(exist_ok=True)
+    desktop = new_context(**VIEWPORTS["desktop"])
+    state = _log_in(portal, desktop.new_page(), who, new_context)
+    phone = new_context(**VIEWPORTS["phone"], storage_state=state)
+    for size, context in (("desktop", desktop), ("phone", phone)):
+        page = context.pages[0] if context.pages else context.new_page()
+        page.goto(path)
+        expect(page).to_have_url(portal.server.url + path)
+        h1 = page.get_by_role("heading", level=1)
+        expect(h1).to_contain_text(heading or portal.demo.operators[0].employer_name)
+        page.evaluate("document.fonts.ready")
+        page.screenshot(path=ARTIFACTS / f"{name}-{size}.png", full_page=True)
+        if size == "phone":
+            assert page.evaluate(NO_OVERFLOW), (
+                f"{name}: horizontal overflow on a 375 px phone: {page.evaluate(WIDE_ELEMENTS)}")
