@@ -38,7 +38,6 @@ DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 PG_E2E_DB = "portal_e2e"
 DEMO_SIZE = 80
 STARTUP_TIMEOUT = 30.0
-DESKTOP = {"viewport": {"width": 1280, "height": 900}}
 
 expect.set_options(timeout=10_000)
 
@@ -74,8 +73,8 @@ def browser_type_launch_args(browser_type_launch_args):
 
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args):
-    return {**browser_context_args, **DESKTOP, "locale": "zh-CN",
-            "timezone_id": "Asia/Shanghai"}
+    # no viewport here: tests pass their own to new_context(), which must not repeat a key
+    return {**browser_context_args, "locale": "zh-CN", "timezone_id": "Asia/Shanghai"}
 
 
 class BrowserLog:

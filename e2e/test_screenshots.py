@@ -38,7 +38,7 @@ def _log_in(portal, page: Page, who: str, new_context) -> dict | None:
     return page.context.storage_state()
 
 
-@pytest.mark.parametrize(("name", "who", "path", "heading"), [
+PAGES = [  # screenshot name, who is logged in, path, expected h1 (None: the employer's name)
     ("public-home", "anonymous", "/", "住房公积金“跨省通办”"),
     ("depositor-login", "anonymous", "/login", "个人登录"),
     ("depositor-home", "depositor", "/me/", "您好，"),
@@ -47,7 +47,11 @@ def _log_in(portal, page: Page, who: str, new_context) -> dict | None:
     ("intranet-liaison", "liaison", "/staff/", "工作台"),
     ("intranet-admin", "admin", "/staff/", "工作台"),
     ("intranet-auditor", "auditor", "/staff/", "工作台"),
-])
+]
+
+
+@pytest.mark.parametrize(("name", "who", "path", "heading"),
+                         [pytest.param(*p, id=p[0]) for p in PAGES])
 def test_screenshots_desktop_and_phone(new_context, portal, name, who, path, heading):
     ARTIFACTS.mkdir(exist_ok=True)
     desktop = new_context(**VIEWPORTS["desktop"])

@@ -40,7 +40,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     init_db(app.config["DATABASE_URL"], root=str(ROOT))
     _database_per_request(app)
 
-    from portal import access, filters, security, sessions
+    from portal import access, filters, security, sessions, storage
     from portal.services import sms
 
     app.session_interface = sessions.DatabaseSessionInterface()
@@ -50,6 +50,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     security.init_app(app)
     filters.init_app(app)
     sms.configure(app.config["SMS_ADAPTER"])
+    storage_dir = Path(app.config["STORAGE_DIR"])
+    storage.configure(str(storage_dir if storage_dir.is_absolute() else ROOT / storage_dir))
 
     from portal.auth.routes import bp as auth_bp
     from portal.intranet.routes import bp as intranet_bp
