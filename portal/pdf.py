@@ -61,8 +61,15 @@ class _PDF(FPDF):
 class Doc:
     """A portal document. Methods add blocks from top to bottom; ``output()`` gives bytes."""
 
-    def __init__(self, center_name: str, title: str, *, number: str | None = None,
-                 issued_on: date | None = None, footer_note: str = "本文件由系统生成"):
+    def __init__(
+        self,
+        center_name: str,
+        title: str,
+        *,
+        number: str | None = None,
+        issued_on: date | None = None,
+        footer_note: str = "本文件由系统生成",
+    ):
         path, index = cjk_font()
         pdf = _PDF(center_name, footer_note)
         pdf.set_margins(20, 18, 20)
@@ -117,8 +124,12 @@ class Doc:
         pdf.set_font("cjk", size=10.5)
         for label, value in rows:
             value = "—" if value in (None, "") else str(value)
-            lines = max(1, len(pdf.multi_cell(self.width - label_width, 8, value, dry_run=True,
-                                              output="LINES")))
+            lines = max(
+                1,
+                len(
+                    pdf.multi_cell(self.width - label_width, 8, value, dry_run=True, output="LINES")
+                ),
+            )
             height = 8 * lines
             if pdf.get_y() + height > pdf.page_break_trigger:
                 pdf.add_page()
@@ -126,13 +137,19 @@ class Doc:
             pdf.set_fill_color(246, 240, 240)
             pdf.cell(label_width, height, f" {label}", border=1, fill=True)
             pdf.set_xy(pdf.l_margin + label_width, y)
-            pdf.multi_cell(self.width - label_width, 8, value, border=1,
-                           new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            pdf.multi_cell(
+                self.width - label_width, 8, value, border=1, new_x=XPos.LMARGIN, new_y=YPos.NEXT
+            )
         pdf.ln(3)
         return self
 
-    def table(self, headers: list[str], rows: list[list[str]], widths: list[float],
-              align: str | None = None) -> Doc:
+    def table(
+        self,
+        headers: list[str],
+        rows: list[list[str]],
+        widths: list[float],
+        align: str | None = None,
+    ) -> Doc:
         """A simple grid; ``align`` is one letter per column (L, C, R)."""
         pdf = self.pdf
         align = align or "L" * len(headers)
@@ -153,8 +170,9 @@ class Doc:
     def checklist(self, items: list[tuple[str, bool]]) -> Doc:
         self.pdf.set_font("cjk", size=10.5)
         for text, checked in items:
-            self.pdf.cell(0, 7, f"{'■' if checked else '□'} {text}",
-                          new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            self.pdf.cell(
+                0, 7, f"{'■' if checked else '□'} {text}", new_x=XPos.LMARGIN, new_y=YPos.NEXT
+            )
         self.pdf.ln(2)
         return self
 
@@ -196,8 +214,9 @@ class Doc:
         x = pdf.w - pdf.r_margin - size - 6
         pdf.set_xy(x - 20, y + 12)
         pdf.set_font("cjk", size=11)
-        pdf.cell(size + 40, 7, signer or pdf.center_name, align="C",
-                 new_x=XPos.LEFT, new_y=YPos.NEXT)
+        pdf.cell(
+            size + 40, 7, signer or pdf.center_name, align="C", new_x=XPos.LEFT, new_y=YPos.NEXT
+        )
         if on:
             pdf.set_x(x - 20)
             pdf.cell(size + 40, 7, f"{on:%Y年%m月%d日}", align="C")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import tempfile
 import time
 from datetime import date
@@ -171,3 +172,10 @@ def operator():
         .order_by(EmployerOperator.id)
         .first()
     )
+
+
+def pdf_text(data: bytes) -> str:
+    """The text of a PDF, as pdftotext (poppler-utils, installed by `make test`) reads it."""
+    return subprocess.run(
+        ["pdftotext", "-layout", "-", "-"], input=data, capture_output=True, check=True
+    ).stdout.decode()

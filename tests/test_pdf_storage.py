@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from datetime import date
 
@@ -11,15 +10,9 @@ import pytest
 from portal.pdf import Doc
 from portal.storage import LocalStorage, StorageError
 
-needs_poppler = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils")
+from tests.conftest import pdf_text
 
 
-def pdf_text(data: bytes) -> str:
-    return subprocess.run(["pdftotext", "-layout", "-", "-"], input=data, capture_output=True,
-                          check=True).stdout.decode()
-
-
-@needs_poppler
 def test_document_embeds_chinese_text_and_font():
     doc = Doc("阿拉善盟住房公积金管理中心", "测试证明", number="ZM1", issued_on=date(2026, 11, 25))
     doc.fields([("姓名", "王伟帆"), ("金额（元）", "1,234.56")])
@@ -29,8 +22,9 @@ def test_document_embeds_chinese_text_and_font():
     text = pdf_text(data)
     assert "阿拉善盟住房公积金管理中心" in text and "测试证明" in text and "王伟帆" in text
     assert "2026年11月25日" in text
-    fonts = subprocess.run(["pdffonts", "-"], input=data, capture_output=True,
-                           check=True).stdout.decode()
+    fonts = subprocess.run(
+        ["pdffonts", "-"], input=data, capture_output=True, check=True
+    ).stdout.decode()
     assert "yes" in fonts.splitlines()[-1].split()  # embedded
 
 
