@@ -9,7 +9,6 @@ import pytest
 
 from portal.pdf import Doc
 from portal.storage import LocalStorage, StorageError
-
 from tests.conftest import pdf_text
 
 
