@@ -119,6 +119,8 @@ def new_context(new_context, browser_log):
 def pytest_runtest_call(item):
     result = yield
     log = getattr(item, "funcargs", {}).get("browser_log")
+    if os.environ.get("E2E_DEBUG_CONSOLE") and isinstance(log, BrowserLog):
+        print("\n".join(log.messages + log.page_errors))
     if isinstance(log, BrowserLog) and not item.get_closest_marker("csp_violation_expected"):
         problems = log.csp_violations + [f"page error: {e}" for e in log.page_errors]
         if problems:

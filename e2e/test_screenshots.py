@@ -17,8 +17,12 @@ VIEWPORTS = {
               "device_scale_factor": 2},
 }
 NO_OVERFLOW = "document.documentElement.scrollWidth <= window.innerWidth + 1"
+# With is_mobile, Chromium zooms out to fit a page wider than the screen and innerWidth grows
+# with it (375 -> 402 for a too-wide table), so NO_OVERFLOW alone passes. The layout viewport
+# (clientWidth, 375) does not grow: compare with that too.
+NO_OVERFLOW_LAYOUT = "document.documentElement.scrollWidth <= document.documentElement.clientWidth + 1"
 WIDE_ELEMENTS = """() => [...document.querySelectorAll('body *')]
-  .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+  .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
   .slice(0, 8)
   .map(e => `${e.tagName.toLowerCase()}.${[...e.classList].join('.')} right=${
     Math.round(e.getBoundingClientRect().right)}`)"""
@@ -66,5 +70,10 @@ def test_screenshots_desktop_and_phone(new_context, portal, name, who, path, hea
         page.evaluate("document.fonts.ready")
         page.screenshot(path=ARTIFACTS / f"{name}-{size}.png", full_page=True)
         if size == "phone":
-            assert page.evaluate(NO_OVERFLOW), (
-                f"{name}: horizontal overflow on a 375 px phone: {page.evaluate(WIDE_ELEMENTS)}")
+            widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth,"
+                                   " document.documentElement.clientWidth]")
+            message = (f"{name}: horizontal overflow on a 375 px phone "
+                       f"(scrollWidth, innerWidth, clientWidth = {widths}); too wide: "
+                       f"{page.evaluate(WIDE_ELEMENTS)}; see {name}-phone.png")
+            assert page.evaluate(NO_OVERFLOW), message
+            assert page.evaluate(NO_OVERFLOW_LAYOUT), message
