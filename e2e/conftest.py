@@ -6,13 +6,16 @@
   PostgreSQL (``PG_TEST_URL``, default ``postgresql://postgres@127.0.0.1:5432/test``), skipped
   when unreachable unless ``PG_REQUIRED=1`` or ``E2E_REQUIRED=1``.
 * Every browser context is watched: a console message about the Content Security Policy, or
-  an uncaught page error, fails the test that caused it.
+  an uncaught page error, fails the test that caused it (``E2E_DEBUG_CONSOLE=1`` prints all
+  console messages). ``E2E_CHROMIUM`` points at another Chromium binary.
+* Screenshots and the servers' logs land in ``e2e/artifacts/`` (gitignored).
 * Journey helpers (``Portal.login_depositor`` ...) act like a user: labels, buttons, and the
   development SMS outbox page for the one-time codes.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import secrets
@@ -22,8 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -33,9 +34,10 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # gitignored
+CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")  # Debian package
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-PG_E2E_DB = "portal_e2e"
+PG_E2E_DB = os.environ.get("E2E_PG_DB", "portal_e2e")
 DEMO_SIZE = 80
 STARTUP_TIMEOUT = 30.0
 
@@ -48,7 +50,8 @@ def _flag(name: str) -> bool:
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "csp_violation_expected: the test provokes a CSP violation on purpose")
+        "markers", "csp_violation_expected: the test provokes a CSP violation on purpose"
+    )
 
 
 # --- the browser --------------------------------------------------------------------------
@@ -65,10 +68,20 @@ def _chromium_available():
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
-    return {**browser_type_launch_args, "executable_path": CHROMIUM,
-            "args": ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--disable-background-networking", "--disable-component-update",
-                     "--disable-sync", "--no-first-run", "--disable-default-apps"]}
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-default-apps",
+        ],
+    }
 
 
 @pytest.fixture(scope="session")
@@ -86,8 +99,12 @@ class BrowserLog:
 
     def watch(self, context: BrowserContext) -> None:
         context.on("console", self._on_console)
-        context.on("weberror", lambda error: self.page_errors.append(
-            f"{error.page.url if error.page else '?'}: {error.error}"))
+        context.on(
+            "weberror",
+            lambda error: self.page_errors.append(
+                f"{error.page.url if error.page else '?'}: {error.error}"
+            ),
+        )
 
     def _on_console(self, message) -> None:
         page = message.page
@@ -124,8 +141,9 @@ def pytest_runtest_call(item):
     if isinstance(log, BrowserLog) and not item.get_closest_marker("csp_violation_expected"):
         problems = log.csp_violations + [f"page error: {e}" for e in log.page_errors]
         if problems:
-            raise AssertionError("browser reported CSP violations or script errors:\n"
-                                 + "\n".join(problems))
+            raise AssertionError(
+                "browser reported CSP violations or script errors:\n" + "\n".join(problems)
+            )
     return result
 
 
@@ -171,23 +189,45 @@ def _read_demo(database_url: str) -> Demo:
     with database.bind_ctx([Account, Depositor, Employer, EmployerOperator]):
         database.connect()
         try:
+
             def person(d):
                 return Person(d.resident_id, d.name, d.phone)
 
-            depositors = [person(d) for d in (
-                Depositor.select().join(Account, on=(Account.depositor == Depositor.id))
-                .where(Depositor.password_hash.is_null(False), Depositor.active,
-                       Account.status == "正常")
-                .order_by(Depositor.id).limit(10))]
-            unactivated = [person(d) for d in (
-                Depositor.select().where(Depositor.password_hash.is_null(), Depositor.active)
-                .order_by(Depositor.id))]
-            operators = [Operator(o.resident_id, o.name, o.phone, o.employer.credit_code,
-                                  o.employer.name) for o in (
-                EmployerOperator.select(EmployerOperator, Employer).join(Employer)
-                .where(EmployerOperator.active, EmployerOperator.password_hash.is_null(False),
-                       Employer.status != "注销")
-                .order_by(EmployerOperator.id))]
+            depositors = [
+                person(d)
+                for d in (
+                    Depositor.select()
+                    .join(Account, on=(Account.depositor == Depositor.id))
+                    .where(
+                        Depositor.password_hash.is_null(False),
+                        Depositor.active,
+                        Account.status == "正常",
+                    )
+                    .order_by(Depositor.id)
+                    .limit(10)
+                )
+            ]
+            unactivated = [
+                person(d)
+                for d in (
+                    Depositor.select()
+                    .where(Depositor.password_hash.is_null(), Depositor.active)
+                    .order_by(Depositor.id)
+                )
+            ]
+            operators = [
+                Operator(o.resident_id, o.name, o.phone, o.employer.credit_code, o.employer.name)
+                for o in (
+                    EmployerOperator.select(EmployerOperator, Employer)
+                    .join(Employer)
+                    .where(
+                        EmployerOperator.active,
+                        EmployerOperator.password_hash.is_null(False),
+                        Employer.status != "注销",
+                    )
+                    .order_by(EmployerOperator.id)
+                )
+            ]
         finally:
             database.close()
     assert depositors and unactivated and operators, "demo data lacks the needed logins"
@@ -218,11 +258,19 @@ class PortalServer:
         self.demo: Demo | None = None
 
     def _run(self, *args: str) -> None:
-        done = subprocess.run(_flask(*args), cwd=ROOT, env=self.env, capture_output=True,
-                              text=True, timeout=120, check=False)
+        done = subprocess.run(
+            _flask(*args),
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         if done.returncode != 0:
-            raise RuntimeError(f"flask {' '.join(args)} failed ({done.returncode}):\n"
-                               f"{done.stdout}\n{done.stderr}")
+            raise RuntimeError(
+                f"flask {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+            )
 
     def start(self) -> PortalServer:
         self._run("db", "upgrade")
@@ -231,21 +279,31 @@ class PortalServer:
         log = self.log_path.open("w")
         self.process = subprocess.Popen(
             _flask("run", "--host", "127.0.0.1", "--port", str(self.port), "--no-reload"),
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"portal exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
+            if self._healthy():
+                return self
             time.sleep(0.1)  # polling the server while it starts, not waiting in a test
         self.stop()
         raise RuntimeError(f"portal not healthy after {STARTUP_TIMEOUT}s:\n{self.log()}")
+
+    def _healthy(self) -> bool:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+        try:
+            connection.request("GET", "/healthz")
+            return connection.getresponse().status == 200
+        except OSError:  # refused / reset / timed out while the server starts
+            return False
+        finally:
+            connection.close()
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -255,6 +313,12 @@ class PortalServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+
+    def keep_log(self, name: str) -> None:
+        """Copy the server's output to e2e/artifacts/ for a look after a failure."""
+        if self.log_path.exists():
+            ARTIFACTS.mkdir(exist_ok=True)
+            shutil.copyfile(self.log_path, ARTIFACTS / name)
 
     def log(self) -> str:
         try:
@@ -271,6 +335,7 @@ def portal_server(_chromium_available):
         yield server.start()
     finally:
         server.stop()
+        server.keep_log("server-sqlite.log")
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -295,15 +360,17 @@ def _prepare_pg_database() -> str:
     admin_url = _pg_url()
     try:
         with psycopg.connect(admin_url, autocommit=True, connect_timeout=3) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                                  (PG_E2E_DB,)).fetchone()
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (PG_E2E_DB,)
+            ).fetchone()
             if not exists:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(PG_E2E_DB)))
     except psycopg.OperationalError as exc:
         message = f"PostgreSQL at {admin_url} unreachable: {exc}".strip()
         if _flag("PG_REQUIRED") or _flag("E2E_REQUIRED"):
-            pytest.fail(f"PostgreSQL is required (PG_REQUIRED/E2E_REQUIRED=1): {message}",
-                        pytrace=False)
+            pytest.fail(
+                f"PostgreSQL is required (PG_REQUIRED/E2E_REQUIRED=1): {message}", pytrace=False
+            )
         pytest.skip(message)
     url = _pg_url(PG_E2E_DB)
     with psycopg.connect(url, autocommit=True, connect_timeout=3) as conn:
@@ -322,6 +389,7 @@ def pg_portal_server(_chromium_available):
         yield server.start()
     finally:
         server.stop()
+        server.keep_log("server-postgresql.log")
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -381,7 +449,8 @@ class Portal:
     def submit_sms_code(self, page: Page, phone: str, purpose_text: str = "登录") -> None:
         expect(page.get_by_text(masked_phone(phone))).to_be_visible()
         page.get_by_label("短信验证码", exact=True).fill(
-            read_sms_code(page.context, phone, purpose_text))
+            read_sms_code(page.context, phone, purpose_text)
+        )
 
     def login_depositor(self, page: Page, person: Person, password: str = DEMO_PASSWORD) -> None:
         page.goto("/login")
@@ -415,8 +484,10 @@ class Portal:
         current = totp.timecode(time.time())
         step = max(current, self.server.totp_steps.get(username, 0) + 1)
         if step > current + 1:
-            pytest.fail(f"staff user {username!r} logged in too often within 30 s; "
-                        "use another demo staff user in this test")
+            pytest.fail(
+                f"staff user {username!r} logged in too often within 30 s; "
+                "use another demo staff user in this test"
+            )
         self.server.totp_steps[username] = step
         return totp.generate_otp(step)
 

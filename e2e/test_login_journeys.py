@@ -15,8 +15,11 @@ STAFF_ROLES = ["clerk", "liaison", "handler", "official", "admin", "auditor"]  #
 def test_home_links_to_every_login(page: Page):
     page.goto("/")
     expect(page.get_by_role("heading", level=1)).to_contain_text("跨省通办")
-    for name, path in (("个人登录", "/login"), ("单位登录", "/employer/login"),
-                       ("工作人员登录", "/staff/login")):
+    for name, path in (
+        ("个人登录", "/login"),
+        ("单位登录", "/employer/login"),
+        ("工作人员登录", "/staff/login"),
+    ):
         expect(page.get_by_role("link", name=name, exact=True)).to_have_attribute("href", path)
     page.get_by_role("link", name="个人登录", exact=True).click()
     expect(page).to_have_url(re.compile(r"/login$"))
@@ -56,12 +59,18 @@ def test_depositor_login_with_sms_code_shows_masked_account(page: Page, portal):
     expect(page.get_by_role("heading", name="个人账户")).to_be_visible()
     expect(page.locator(".balance-label")).to_contain_text("账户余额")
     expect(page.locator(".balance-value")).to_have_text(re.compile(r"^[\d,]+\.\d{2}$"))
-    id_cell = page.locator(".facts > div").filter(
-        has=page.locator("dt", has_text="身份证号码")).locator("dd")
+    id_cell = (
+        page.locator(".facts > div")
+        .filter(has=page.locator("dt", has_text="身份证号码"))
+        .locator("dd")
+    )
     expect(id_cell).to_have_text(portal.masked_id(person.resident_id))
     expect(id_cell).to_contain_text("**********")
-    phone_cell = page.locator(".facts > div").filter(
-        has=page.locator("dt", has_text="手机号码")).locator("dd")
+    phone_cell = (
+        page.locator(".facts > div")
+        .filter(has=page.locator("dt", has_text="手机号码"))
+        .locator("dd")
+    )
     expect(phone_cell).to_have_text(portal.masked_phone(person.phone))
     body = page.locator("body")
     expect(body).not_to_contain_text(person.resident_id)

@@ -13,14 +13,20 @@ pytestmark = pytest.mark.e2e
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 VIEWPORTS = {
     "desktop": {"viewport": {"width": 1280, "height": 900}},
-    "phone": {"viewport": {"width": 375, "height": 812}, "is_mobile": True, "has_touch": True,
-              "device_scale_factor": 2},
+    "phone": {
+        "viewport": {"width": 375, "height": 812},
+        "is_mobile": True,
+        "has_touch": True,
+        "device_scale_factor": 2,
+    },
 }
 NO_OVERFLOW = "document.documentElement.scrollWidth <= window.innerWidth + 1"
 # With is_mobile, Chromium zooms out to fit a page wider than the screen and innerWidth grows
 # with it (375 -> 402 for a too-wide table), so NO_OVERFLOW alone passes. The layout viewport
 # (clientWidth, 375) does not grow: compare with that too.
-NO_OVERFLOW_LAYOUT = "document.documentElement.scrollWidth <= document.documentElement.clientWidth + 1"
+NO_OVERFLOW_LAYOUT = (
+    "document.documentElement.scrollWidth <= document.documentElement.clientWidth + 1"
+)
 WIDE_ELEMENTS = """() => [...document.querySelectorAll('body *')]
   .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
   .slice(0, 8)
@@ -54,8 +60,9 @@ PAGES = [  # screenshot name, who is logged in, path, expected h1 (None: the emp
 ]
 
 
-@pytest.mark.parametrize(("name", "who", "path", "heading"),
-                         [pytest.param(*p, id=p[0]) for p in PAGES])
+@pytest.mark.parametrize(
+    ("name", "who", "path", "heading"), [pytest.param(*p, id=p[0]) for p in PAGES]
+)
 def test_screenshots_desktop_and_phone(new_context, portal, name, who, path, heading):
     ARTIFACTS.mkdir(exist_ok=True)
     desktop = new_context(**VIEWPORTS["desktop"])
@@ -70,10 +77,14 @@ def test_screenshots_desktop_and_phone(new_context, portal, name, who, path, hea
         page.evaluate("document.fonts.ready")
         page.screenshot(path=ARTIFACTS / f"{name}-{size}.png", full_page=True)
         if size == "phone":
-            widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth,"
-                                   " document.documentElement.clientWidth]")
-            message = (f"{name}: horizontal overflow on a 375 px phone "
-                       f"(scrollWidth, innerWidth, clientWidth = {widths}); too wide: "
-                       f"{page.evaluate(WIDE_ELEMENTS)}; see {name}-phone.png")
+            widths = page.evaluate(
+                "[document.documentElement.scrollWidth, window.innerWidth,"
+                " document.documentElement.clientWidth]"
+            )
+            message = (
+                f"{name}: horizontal overflow on a 375 px phone "
+                f"(scrollWidth, innerWidth, clientWidth = {widths}); too wide: "
+                f"{page.evaluate(WIDE_ELEMENTS)}; see {name}-phone.png"
+            )
             assert page.evaluate(NO_OVERFLOW), message
             assert page.evaluate(NO_OVERFLOW_LAYOUT), message

@@ -111,7 +111,8 @@ def guard_kind(kind: str, roles: tuple[str, ...] | None = None):
         if not current_user.is_authenticated:
             if request.headers.get("HX-Request"):
                 abort(401)
-            return redirect(url_for(LOGIN_ENDPOINT[kind], next=request.full_path))
+            target = request.full_path if request.query_string else request.path
+            return redirect(url_for(LOGIN_ENDPOINT[kind], next=target))
         if current_user.kind != kind:
             abort(403)
         if roles is not None and current_user.role not in roles:

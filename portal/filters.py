@@ -42,6 +42,30 @@ def ym(value: str | None) -> str:
     return f"{year}年{int(month)}月"
 
 
+TARGET_LABELS = {
+    "depositor": "缴存人",
+    "operator": "单位经办人",
+    "staff": "工作人员",
+    "employer": "单位",
+    "case": "办件",
+    "certificate": "证明",
+    "payout": "支付",
+    "loan": "贷款",
+    "account": "个人账户",
+}
+
+ACTION_LABELS = {
+    "login": "登录",
+    "logout": "退出",
+    "login.failed": "登录失败",
+    "password.activate": "首次设置密码",
+    "password.reset": "重置密码",
+    "totp.enrolled": "绑定动态口令",
+    "staff.create": "新建工作人员",
+    "staff.reset_totp": "重置动态口令",
+}
+
+
 def init_app(app):
     app.jinja_env.filters.update(
         mask_id=mask_resident_id,
@@ -53,6 +77,8 @@ def init_app(app):
         item_name=lambda code: items.get(code).name,
         item_short=lambda code: items.get(code).short,
         role_label=lambda role: ROLE_LABELS.get(role, role),
+        target_label=lambda kind: TARGET_LABELS.get(kind, kind),
+        action_label=lambda action: ACTION_LABELS.get(action, action),
     )
 
     @app.context_processor

@@ -308,3 +308,16 @@ def test_logins_are_audited_without_id_numbers(client, depositor):
     row = AuditLog.select().where(AuditLog.action == "login").order_by(AuditLog.id.desc()).first()
     assert row.actor == f"depositor:{depositor.id}"
     assert depositor.resident_id not in str(row.detail) + row.actor
+
+
+def test_failed_logins_are_audited_with_a_masked_identifier(client, depositor):
+    client.post("/login", data={"resident_id": depositor.resident_id, "password": "Wrong1234"})
+    row = (
+        AuditLog.select()
+        .where(AuditLog.action == "login.failed")
+        .order_by(AuditLog.id.desc())
+        .first()
+    )
+    rid = depositor.resident_id
+    assert row.detail["who"] == rid[:4] + "**********" + rid[-4:]
+    assert depositor.resident_id not in str(row.detail)

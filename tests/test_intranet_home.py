@@ -35,8 +35,8 @@ def test_home_tiles_by_role(client, username, expected):
 def test_auditor_sees_recent_audit_entries(client):
     login_staff(client, "auditor")
     page = soup(client.get("/staff/"))
-    actions = [td.get_text() for td in page.select("#audit-h ~ table td")]
-    assert "login" in actions
+    actions = [td.get_text() for td in page.select("#audit-h ~ .table-scroll td")]
+    assert "登录" in actions
 
 
 def test_handler_counts_only_their_department():

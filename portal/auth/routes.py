@@ -152,7 +152,9 @@ def login():
         flash(_("您长时间未操作，已安全退出，请重新登录"), "warning")
     if form.validate_on_submit():
         try:
-            depositor = identity.authenticate_depositor(form.resident_id.data, form.password.data)
+            depositor = identity.authenticate_depositor(
+                form.resident_id.data, form.password.data, ip=request.remote_addr or ""
+            )
         except identity.LoginFailed:
             error = BAD_LOGIN
         else:
@@ -242,7 +244,10 @@ def employer_login():
     if form.validate_on_submit():
         try:
             operator = identity.authenticate_operator(
-                form.credit_code.data, form.resident_id.data, form.password.data
+                form.credit_code.data,
+                form.resident_id.data,
+                form.password.data,
+                ip=request.remote_addr or "",
             )
         except identity.LoginFailed:
             error = BAD_LOGIN
@@ -280,7 +285,9 @@ def staff_login():
     error = None
     if form.validate_on_submit():
         try:
-            user = identity.authenticate_staff(form.username.data, form.password.data)
+            user = identity.authenticate_staff(
+                form.username.data, form.password.data, ip=request.remote_addr or ""
+            )
         except identity.LoginFailed:
             error = BAD_LOGIN
         else:

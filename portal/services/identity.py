@@ -21,7 +21,7 @@ from portal.models import (
     StaffUser,
     utcnow,
 )
-from portal.rules.ids import normalize_resident_id
+from portal.rules.ids import mask_resident_id, normalize_resident_id
 from portal.services import audit, sms
 
 CODE_INTERVAL = 300  # seconds an SMS code stays valid
@@ -139,11 +139,17 @@ def find_depositor(resident_id: str) -> Depositor | None:
     return Depositor.get_or_none(Depositor.resident_id == normalize_resident_id(resident_id))
 
 
-def authenticate_depositor(resident_id: str, password: str) -> Depositor:
+def _failed(kind: str, obj, identifier: str, ip: str) -> LoginFailed:
+    """Audit a failed login (masked identifier only) and return the exception to raise."""
+    audit.record("anonymous", "login.failed", kind, obj.id if obj else "", ip=ip, who=identifier)
+    return LoginFailed()
+
+
+def authenticate_depositor(resident_id: str, password: str, ip: str = "") -> Depositor:
     depositor = find_depositor(resident_id)
     ok = check_password(depositor.password_hash if depositor else None, password)
     if not ok or not depositor.active:
-        raise LoginFailed
+        raise _failed("depositor", depositor, mask_resident_id(resident_id), ip)
     return depositor
 
 
@@ -167,7 +173,9 @@ def set_depositor_password(depositor: Depositor, password: str, confirm: str, pu
 # --- employer operators -------------------------------------------------------------------
 
 
-def authenticate_operator(credit_code: str, resident_id: str, password: str) -> EmployerOperator:
+def authenticate_operator(
+    credit_code: str, resident_id: str, password: str, ip: str = ""
+) -> EmployerOperator:
     operator = (
         EmployerOperator.select(EmployerOperator, Employer)
         .join(Employer)
@@ -179,18 +187,18 @@ def authenticate_operator(credit_code: str, resident_id: str, password: str) -> 
     )
     ok = check_password(operator.password_hash if operator else None, password)
     if not ok or not operator.active or operator.employer.status == "注销":
-        raise LoginFailed
+        raise _failed("operator", operator, mask_resident_id(resident_id), ip)
     return operator
 
 
 # --- staff --------------------------------------------------------------------------------
 
 
-def authenticate_staff(username: str, password: str) -> StaffUser:
+def authenticate_staff(username: str, password: str, ip: str = "") -> StaffUser:
     user = StaffUser.get_or_none(StaffUser.username == (username or "").strip())
     ok = check_password(user.password_hash if user else None, password)
     if not ok or not user.active:
-        raise LoginFailed
+        raise _failed("staff", user, (username or "").strip()[:40], ip)
     return user
 
 
