@@ -54,6 +54,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     storage.configure(str(storage_dir if storage_dir.is_absolute() else ROOT / storage_dir))
 
     from portal.auth.routes import bp as auth_bp
+    from portal.intranet.admin import bp as admin_bp
     from portal.intranet.routes import bp as intranet_bp
     from portal.public.employer import bp as employer_bp
     from portal.public.hall import bp as hall_bp
@@ -64,6 +65,17 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(employer_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(intranet_bp)
+    app.register_blueprint(admin_bp)
+
+    from portal.intranet.counter import bp as counter_bp
+    from portal.intranet.ledger import bp as ledger_bp
+    from portal.intranet.platform_files import bp as platform_files_bp
+    from portal.platform import platform_cli
+
+    app.register_blueprint(counter_bp)
+    app.register_blueprint(ledger_bp)
+    app.register_blueprint(platform_files_bp)
+    app.cli.add_command(platform_cli)
     if app.config["DEV_SMS_PAGE"]:
         from portal.auth.dev import bp as dev_bp
 

@@ -103,6 +103,27 @@ def staff_create(username, name, role, department_code, password):
     click.echo(f"Created {username} ({role}). They enrol their authenticator at first login.")
 
 
+@staff_group.command(
+    "create-first-admin", help="Fresh install: the first admin; prints a one-time setup link."
+)
+@click.argument("username")
+@click.option("--name", required=True)
+@click.option("--base-url", default="http://127.0.0.1:5000", show_default=True)
+def staff_create_first_admin(username, name, base_url):
+    from portal.services import admin
+
+    db.connect(reuse_if_open=True)
+    try:
+        user, token = admin.create_first_admin(username, name)
+    except admin.AdminError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"Created admin {user.username}. Open this one-time link within "
+        f"{admin.SETUP_HOURS} hours to set the password:"
+    )
+    click.echo(f"{base_url.rstrip('/')}/staff/setup/{token}")
+
+
 @staff_group.command("reset-totp", help="Clear a user's TOTP so they enrol again at next login.")
 @click.argument("username")
 def staff_reset_totp(username):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Regexp, ValidationError
 
 from portal.rules.ids import is_valid_resident_id, is_valid_uscc, normalize_resident_id
@@ -20,6 +21,11 @@ def uscc_valid(form, field):
     field.data = (field.data or "").strip().upper()
     if not is_valid_uscc(field.data):
         raise ValidationError(_l("统一社会信用代码不正确"))
+
+
+def choices(pairs) -> list[SelectChoice]:
+    """Select options from (value, label) pairs (WTForms 3.3+ deprecates bare tuples)."""
+    return [SelectChoice(value, label) for value, label in pairs]
 
 
 def _required():

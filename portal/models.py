@@ -385,6 +385,25 @@ class Attachment(BaseModel):
     created_at = DateTimeField(default=utcnow)
 
 
+class PlatformMessage(BaseModel):
+    """A platform message we sent (out) or processed (in); one sender's message id is
+    processed once, so a duplicate delivery is a no-op (DESIGN section 6)."""
+
+    message_id = CharField(max_length=36)
+    direction = CharField(max_length=3)  # in / out
+    kind = CharField(max_length=24)  # case.send / case.ack / materials.request / ...
+    sender = CharField(max_length=12)  # center codes
+    recipient = CharField(max_length=12)
+    case = ForeignKeyField(ProxyCase, null=True, backref="platform_messages")
+    storage_key = CharField(max_length=200, default="")  # the package (zip) in storage
+    sha256 = CharField(max_length=64, default="")
+    actor = CharField(max_length=40, default="")
+    created_at = DateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        indexes = ((("sender", "message_id"), True),)
+
+
 # --- certificates -------------------------------------------------------------------------
 
 CERTIFICATE_KINDS = ("usage", "settlement", "employer_deposit", "retirement_receipt")
@@ -502,6 +521,28 @@ class Setting(BaseModel):
         indexes = ((("key", "effective_from"), True),)
 
 
+class RateLimitHit(BaseModel):
+    """A fixed-window counter for ``services.ratelimit`` (a Redis backend may replace it)."""
+
+    key = CharField(max_length=120)
+    window_start = BigIntegerField()  # epoch seconds at the start of the window
+    hits = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("key", "window_start"), True),)
+
+
+
+class StaffSetupToken(BaseModel):
+    """A one-time link that lets a new staff member set a password and enrol TOTP."""
+
+    staff = ForeignKeyField(StaffUser, backref="setup_tokens", on_delete="CASCADE")
+    token_hash = CharField(max_length=64, unique=True)
+    created_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField()
+    used_at = DateTimeField(null=True)
+
+
 MODELS = [
     Center,
     Department,
@@ -519,6 +560,7 @@ MODELS = [
     CaseEvent,
     CaseComment,
     Attachment,
+    PlatformMessage,
     Certificate,
     CertificateRequest,
     WebSession,
@@ -528,4 +570,6 @@ MODELS = [
     ChangeRecord,
     HolidayOverride,
     Setting,
+    StaffSetupToken,
+    RateLimitHit,
 ]

@@ -343,6 +343,31 @@ def staff_enrol():
     ), status
 
 
+@bp.route("/staff/setup/<token>", methods=["GET", "POST"])
+def staff_setup(token: str):
+    """A new staff member sets a password from the one-time link an admin gave them."""
+    from portal.services import admin
+
+    try:
+        user = admin.user_for_setup(token)
+    except admin.AdminError as exc:
+        return render_template("auth/staff_setup.html", invalid=str(exc), form=None), 404
+    form = NewPasswordForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            admin.complete_setup(token, form.password.data, form.confirm.data)
+        except admin.AdminError as exc:
+            error = str(exc)
+        else:
+            flash(_("密码已设置。请登录并用身份验证器扫码绑定动态口令。"), "success")
+            return redirect(url_for("auth.staff_login"), code=303)
+    status = 422 if request.method == "POST" else 200
+    return render_template(
+        "auth/staff_setup.html", form=form, error=error, user=user, invalid=None
+    ), status
+
+
 # --- everyone -----------------------------------------------------------------------------
 
 

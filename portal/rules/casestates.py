@@ -7,6 +7,9 @@ roles may make each, and what data a move needs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
+
+from portal.rules.workdays import Overrides, add_workdays, workdays_between
 
 OUTBOUND = "outbound"
 INBOUND = "inbound"
@@ -107,3 +110,62 @@ def is_open(direction: str, state: str) -> bool:
 def clock_running(direction: str, state: str) -> bool:
     """Whether our deadline applies to a case in this state (not paused, not passed on)."""
     return state in CLOCK_STATES[direction]
+
+
+# --- what the boards add around the moves ---------------------------------------------------
+
+# The roles that move cards (the others read only) and their names in refusal messages.
+MOVER_NAMES = {"clerk": "窗口经办", "liaison": "联络人", "handler": "管理部经办"}
+
+# What a move into a column asks for first, as the board's inline form names it.
+REQUIREMENT_LABELS = {
+    "reason": "退回原因",
+    "missing": "需补正的材料（一次性告知）",
+    "result": "办理结果",
+    "department": "分发至管理部",
+}
+
+# Paper materials are mailed by the liaison; the tracking number can be recorded here.
+MAIL_STATES = {OUTBOUND: ("transmitted", "feedback"), INBOUND: ("done", "fed_back")}
+MAIL_ROLES = frozenset({"liaison"})
+
+# Inbound cases a handler can take (领取) or the liaison can assign to a handler.
+ASSIGNABLE_STATES = {INBOUND: ("distributed", "processing", "supplement")}
+
+
+def next_columns(direction: str, source: str) -> list[str]:
+    """Every column a card may go to from source, whoever moves it, in board order."""
+    return [t for t in COLUMNS[direction] if (direction, source, t) in _BY_KEY]
+
+
+def refusal(direction: str, source: str, target: str, role: str) -> str | None:
+    """Why the table refuses this move for this role (Chinese, for the user), or None."""
+    labels = STATE_LABELS[direction]
+    if target not in labels:
+        return "没有这一列"
+    if source == target:
+        return f"办件已在“{labels[target]}”"
+    move = find_move(direction, source, target)
+    if move is None:
+        options = "、".join(labels[t] for t in next_columns(direction, source))
+        reason = f"不能从“{labels[source]}”直接移至“{labels[target]}”"
+        return f"{reason}（可移至：{options}）" if options else f"{reason}：该办件已结束"
+    if role not in move.roles:
+        who = "或".join(MOVER_NAMES.get(r, r) for r in sorted(move.roles))
+        return f"从“{labels[source]}”移至“{labels[target]}”须由{who}操作"
+    return None
+
+
+def resumed_deadline(
+    deadline: date, paused_on: date, resumed_on: date, overrides: Overrides = None
+) -> tuple[date, int]:
+    """The deadline after a stay in 待补正, and the working days the stay took.
+
+    The pause covers the working days after ``paused_on`` up to and including ``resumed_on``
+    (``workdays.paused_deadline``'s convention). A pause that began before the deadline pushes
+    it back by exactly those days; one that began after the deadline had passed changes nothing.
+    """
+    days = workdays_between(paused_on, resumed_on, overrides) if resumed_on > paused_on else 0
+    if days and paused_on < deadline:
+        return add_workdays(deadline, days, overrides), days
+    return deadline, days

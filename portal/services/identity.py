@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, timedelta
+from functools import lru_cache
+from pathlib import Path
 
 import pyotp
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -61,6 +63,13 @@ def check_password(stored: str | None, password: str) -> bool:
     return check_password_hash(stored, password)
 
 
+@lru_cache(maxsize=1)
+def common_passwords() -> frozenset[str]:
+    path = Path(__file__).resolve().parent.parent / "data" / "common_passwords.txt"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return frozenset(ln.strip().lower() for ln in lines if ln.strip() and not ln.startswith("#"))
+
+
 def validate_new_password(password: str, confirm: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise PasswordRejected(f"密码至少 {MIN_PASSWORD} 位")
@@ -68,6 +77,8 @@ def validate_new_password(password: str, confirm: str) -> None:
         raise PasswordRejected("两次输入的密码不一致")
     if password.isdigit() or password.isalpha():
         raise PasswordRejected("密码需同时包含字母和数字")
+    if password.lower() in common_passwords():
+        raise PasswordRejected("该密码过于常见，请换一个")
 
 
 # --- SMS one-time codes -------------------------------------------------------------------

@@ -1,0 +1,1123 @@
+"""Proxy cases on the kanban boards (DESIGN.md sections 4 and 5).
+
+Who sees which cases, the moves between columns (checked against ``rules.casestates`` on every
+request, however it arrives), assignment, comments, paper mailing, the working-day deadlines
+with the 待补正 pauses, the board read model with its filters, and the cheap version tokens the
+polling board compares. Every change is one transaction with a CaseEvent and an audit row.
+
+Two kinds of counter on a case: ``version`` changes with every move and assignment (a stale
+version is a conflict: someone else acted first); ``updated_at`` changes with anything a card
+shows (it feeds the polling tokens).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from peewee import JOIN, fn
+
+from portal import items
+from portal.db import locked, write_tx
+from portal.models import (
+    Attachment,
+    CaseComment,
+    CaseEvent,
+    Center,
+    Department,
+    Depositor,
+    ProxyCase,
+    Setting,
+    StaffUser,
+    utcnow,
+)
+from portal.rules import casestates as cs
+from portal.rules.casestates import INBOUND, OUTBOUND, PAUSED
+from portal.rules.ids import is_valid_resident_id, mask_bank_card, mask_phone, mask_resident_id
+from portal.rules.workdays import deadline_is_estimated, workdays_between, workdays_left
+from portal.services import audit
+
+BOARD_ROLES = ("clerk", "liaison", "handler", "auditor")
+MOVER_ROLES = ("clerk", "liaison", "handler")
+PAGE = 20  # cards a column shows before "加载更多"
+MAX_SHOWN = 400
+DIRECTION_LABELS = {OUTBOUND: "外地业务看板", INBOUND: "本地业务看板"}
+DIRECTION_HINTS = {
+    OUTBOUND: "他中心缴存职工在本中心窗口申请，本中心代收代办",
+    INBOUND: "本中心缴存职工在外地申请，由本中心办理（两地联办）",
+}
+OUTCOMES = ("办结", "不予办理")
+MAX_TEXT = 500
+MAX_COMMENT = 1000
+TRACKING_NO = re.compile(r"^[A-Z0-9-]{6,40}$")
+WIP_KEY = "wip:{direction}:{state}"
+
+
+class Refused(Exception):
+    """A board action the rules or the user's role do not allow; ``message`` says why."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class Conflict(Refused):
+    """Someone else changed the case first; ``case`` is the fresh row."""
+
+    def __init__(self, message: str, case: ProxyCase):
+        super().__init__(message)
+        self.case = case
+
+
+class NotFound(Exception):
+    """No such case, or none this user may see (the view answers 404)."""
+
+
+def _actor(user: StaffUser) -> str:
+    return f"staff:{user.username}"
+
+
+# --- who sees what ------------------------------------------------------------------------
+
+
+def board_directions(user: StaffUser) -> tuple[str, ...]:
+    """The boards this user may open: clerks only the outbound one; admins and officials none."""
+    if user.role in ("liaison", "auditor"):
+        return (OUTBOUND, INBOUND)
+    if user.role == "handler" and user.department_id:
+        return (OUTBOUND, INBOUND)
+    if user.role == "clerk" and user.department_id:
+        return (OUTBOUND,)
+    return ()
+
+
+def visible_clause(user: StaffUser):
+    """WHERE clause of the cases this user may see.
+
+    The liaison and the auditor see every case; a handler the inbound cases of their department
+    and the outbound cases accepted at their department's window; a clerk their department's
+    outbound cases; anyone else none.
+    """
+    if user.role in ("liaison", "auditor"):
+        return ProxyCase.id.is_null(False)
+    if user.role == "handler" and user.department_id:
+        return ProxyCase.department == user.department_id
+    if user.role == "clerk" and user.department_id:
+        return (ProxyCase.direction == OUTBOUND) & (ProxyCase.department == user.department_id)
+    return ProxyCase.id.is_null()
+
+
+def get_case(user: StaffUser, case_id: int) -> ProxyCase:
+    case = ProxyCase.get_or_none((ProxyCase.id == case_id) & visible_clause(user))
+    if case is None:
+        raise NotFound
+    return case
+
+
+def _locked_case(user: StaffUser, case_id: int) -> ProxyCase:
+    case = locked(
+        ProxyCase.select().where((ProxyCase.id == case_id) & visible_clause(user))
+    ).first()
+    if case is None:
+        raise NotFound
+    return case
+
+
+def _label(case: ProxyCase) -> str:
+    return cs.label(case.direction, case.state)
+
+
+def _check_version(case: ProxyCase, version: int | None) -> None:
+    if version is not None and case.version == version:
+        return
+    last = (
+        CaseEvent.select(CaseEvent.actor_label)
+        .where(CaseEvent.case == case.id)
+        .order_by(CaseEvent.id.desc())
+        .first()
+    )
+    who = last.actor_label if last and last.actor_label else "其他工作人员"
+    raise Conflict(
+        f"办件 {case.case_no} 刚刚已被{who}更新，现处于“{_label(case)}”。请查看最新状态后再操作。",
+        case,
+    )
+
+
+# --- deadlines ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Due:
+    """A card's deadline as the board shows it.
+
+    level: ``ok`` (days left), ``last`` (the deadline is today: amber), ``overdue`` (red),
+    ``paused`` (in 待补正: the clock stands), ``off`` (our clock no longer runs).
+    """
+
+    deadline: date
+    level: str
+    left: int | None
+    estimated: bool
+    paused_days: int
+
+    @property
+    def overdue_days(self) -> int:
+        return -self.left if self.left is not None and self.left < 0 else 0
+
+
+def due_of(case: ProxyCase, today: date, overrides=None) -> Due:
+    current = 0
+    if case.state == PAUSED and case.paused_since and today > case.paused_since:
+        current = workdays_between(case.paused_since, today, overrides)
+    paused = (case.paused_workdays or 0) + current
+    estimated = deadline_is_estimated(case.clock_start, case.deadline)
+    if case.state == PAUSED:
+        return Due(case.deadline, "paused", None, estimated, paused)
+    if not cs.clock_running(case.direction, case.state):
+        return Due(case.deadline, "off", None, estimated, paused)
+    left = workdays_left(today, case.deadline, overrides)
+    level = "overdue" if left < 0 else ("last" if left == 0 else "ok")
+    return Due(case.deadline, level, left, estimated, paused)
+
+
+# --- filters ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    item: str = ""
+    department: int | None = None
+    assignee: str = ""  # "" all / "me" / "none" (unassigned) / a staff id
+    overdue: bool = False
+    q: str = ""  # case number, receipt number or applicant name
+
+    @property
+    def active(self) -> bool:
+        return bool(self.item or self.department or self.assignee or self.overdue or self.q)
+
+    def args(self) -> dict[str, str]:
+        """The filters as URL query arguments (the board's filter form uses the same names)."""
+        out = {}
+        if self.item:
+            out["item"] = self.item
+        if self.department:
+            out["dept"] = str(self.department)
+        if self.assignee:
+            out["assignee"] = self.assignee
+        if self.overdue:
+            out["overdue"] = "1"
+        if self.q:
+            out["q"] = self.q
+        return out
+
+
+def _board_clause(user: StaffUser, direction: str, filters: Filters, today: date):
+    cond = visible_clause(user) & (ProxyCase.direction == direction)
+    if filters.item:
+        cond &= ProxyCase.item == filters.item
+    if filters.department:
+        cond &= ProxyCase.department == filters.department
+    if filters.assignee == "me":
+        cond &= ProxyCase.assignee == user.id
+    elif filters.assignee == "none":
+        cond &= ProxyCase.assignee.is_null()
+    elif filters.assignee.isdigit():
+        cond &= ProxyCase.assignee == int(filters.assignee)
+    if filters.overdue:
+        cond &= ProxyCase.state.in_(cs.CLOCK_STATES[direction]) & (ProxyCase.deadline < today)
+    if filters.q:
+        cond &= (
+            ProxyCase.case_no.contains(filters.q)
+            | ProxyCase.receipt_no.contains(filters.q)
+            | ProxyCase.applicant_name.contains(filters.q)
+        )
+    return cond
+
+
+def filter_choices(user: StaffUser, direction: str) -> dict[str, list[tuple[str, str]]]:
+    """The options of the filter form for this user and board."""
+    codes = [i.code for i in (items.ITEMS if direction == OUTBOUND else items.proxy_items())]
+    choices = {
+        "item": [(code, items.get(code).short) for code in codes],
+        "department": [],
+        "assignee": [("me", "我的办件"), ("none", "未指派")] if direction == INBOUND else [],
+    }
+    if user.role in ("liaison", "auditor"):
+        choices["department"] = [
+            (str(d.id), d.name) for d in Department.select().order_by(Department.code)
+        ]
+        if direction == INBOUND:
+            handlers = StaffUser.select().where((StaffUser.role == "handler") & StaffUser.active)
+            choices["assignee"] = [("none", "未指派")] + [
+                (str(h.id), h.name) for h in handlers.order_by(StaffUser.id)
+            ]
+    return choices
+
+
+# --- the board read model -----------------------------------------------------------------
+
+
+@dataclass
+class Card:
+    id: int
+    case_no: str
+    receipt_no: str
+    item: str
+    direction: str
+    state: str
+    applicant_name: str
+    center_name: str
+    department_name: str
+    assignee_id: int | None
+    assignee_name: str
+    tracking_no: str
+    version: int
+    due: Due
+    targets: list[str] = field(default_factory=list)  # where this user may move it now
+    can_take: bool = False
+
+    @property
+    def movable(self) -> bool:
+        return bool(self.targets)
+
+
+@dataclass
+class Column:
+    direction: str
+    state: str
+    label: str
+    count: int  # cards under the filters
+    total: int  # cards this user sees in the column, without filters (the WIP count)
+    limit: int | None
+    token: str
+    cards: list[Card]
+    final: bool
+
+    @property
+    def over_limit(self) -> bool:
+        return self.limit is not None and self.total > self.limit
+
+    @property
+    def shown(self) -> int:
+        return len(self.cards)
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.count - len(self.cards))
+
+
+@dataclass
+class Board:
+    direction: str
+    label: str
+    hint: str
+    filters: Filters
+    columns: list[Column]
+    readonly: bool
+
+    def column(self, state: str) -> Column | None:
+        return next((c for c in self.columns if c.state == state), None)
+
+
+Assignee = StaffUser.alias()
+
+
+def _card_query(cond):
+    return (
+        ProxyCase.select(
+            ProxyCase,
+            Center.name.alias("center_name"),
+            Department.name.alias("department_name"),
+            Assignee.name.alias("assignee_name"),
+        )
+        .join(Center, on=(ProxyCase.center == Center.id))
+        .switch(ProxyCase)
+        .join(Department, JOIN.LEFT_OUTER, on=(ProxyCase.department == Department.id))
+        .switch(ProxyCase)
+        .join(Assignee, JOIN.LEFT_OUTER, on=(ProxyCase.assignee == Assignee.id))
+        .where(cond)
+        .objects()
+    )
+
+
+def _order(direction: str, state: str):
+    """Most urgent first; finished columns show the latest first."""
+    if state in cs.FINAL[direction]:
+        return (ProxyCase.updated_at.desc(), ProxyCase.id.desc())
+    return (ProxyCase.deadline, ProxyCase.id)
+
+
+def _extra_refusal(user: StaffUser, case: ProxyCase, move: cs.Move) -> str | None:
+    """Refusals beyond the table: whose inbound case it is, and who does it belong to."""
+    if case.direction == INBOUND and user.role == "handler":
+        if case.assignee_id and case.assignee_id != user.id:
+            return "该办件已指派给其他经办人，只有其经办人可以移动"
+    if (
+        move.source == "distributed"
+        and move.target == "processing"
+        and user.role != "handler"
+        and not case.assignee_id
+    ):
+        return "请先指派经办人（或由管理部经办人领取）再转入办理中"
+    return None
+
+
+def move_targets(user: StaffUser, case: ProxyCase) -> list[str]:
+    """The columns this user may move this case to now, in board order."""
+    if user.role not in MOVER_ROLES:
+        return []
+    out = []
+    for target in cs.allowed_targets(case.direction, case.state, user.role):
+        move = cs.find_move(case.direction, case.state, target)
+        if _extra_refusal(user, case, move) is None:
+            out.append(target)
+    return out
+
+
+def _can_take(user: StaffUser, case: ProxyCase) -> bool:
+    return (
+        user.role == "handler"
+        and case.direction == INBOUND
+        and case.state in cs.ASSIGNABLE_STATES[INBOUND]
+        and case.assignee_id is None
+        and case.department_id == user.department_id
+    )
+
+
+def _card(user: StaffUser, row: ProxyCase, today: date, overrides) -> Card:
+    return Card(
+        id=row.id,
+        case_no=row.case_no,
+        receipt_no=row.receipt_no,
+        item=row.item,
+        direction=row.direction,
+        state=row.state,
+        applicant_name=row.applicant_name,
+        center_name=getattr(row, "center_name", "") or "",
+        department_name=getattr(row, "department_name", "") or "",
+        assignee_id=row.assignee_id,
+        assignee_name=getattr(row, "assignee_name", "") or "",
+        tracking_no=row.tracking_no or "",
+        version=row.version,
+        due=due_of(row, today, overrides),
+        targets=move_targets(user, row),
+        can_take=_can_take(user, row),
+    )
+
+
+def card(user: StaffUser, case_id: int, today: date, overrides=None) -> Card:
+    row = _card_query((ProxyCase.id == case_id) & visible_clause(user)).first()
+    if row is None:
+        raise NotFound
+    return _card(user, row, today, overrides)
+
+
+def _aggregates(cond) -> dict[str, tuple]:
+    rows = (
+        ProxyCase.select(
+            ProxyCase.state,
+            fn.COUNT(ProxyCase.id),
+            fn.MAX(ProxyCase.updated_at),
+            fn.SUM(ProxyCase.version),
+            fn.SUM(ProxyCase.id),
+        )
+        .where(cond)
+        .group_by(ProxyCase.state)
+        .tuples()
+    )
+    return {s: (int(n), str(m), int(v or 0), int(i or 0)) for s, n, m, v, i in rows}
+
+
+def _token(today: date, shown: int, aggregate: tuple | None) -> str:
+    raw = f"{today.isoformat()}|{shown}|{aggregate}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def wip_limits(direction: str, today: date) -> dict[str, int]:
+    """Column limits (WIP) the admin set for a board, in effect today."""
+    keys = {WIP_KEY.format(direction=direction, state=s): s for s in cs.COLUMNS[direction]}
+    rows = (
+        Setting.select(Setting.key, Setting.value)
+        .where(Setting.key.in_(list(keys)) & (Setting.effective_from <= today))
+        .order_by(Setting.key, Setting.effective_from.desc())
+    )
+    out: dict[str, int] = {}
+    seen = set()
+    for row in rows:
+        if row.key in seen:
+            continue
+        seen.add(row.key)
+        if row.value.isdigit() and int(row.value) > 0:
+            out[keys[row.key]] = int(row.value)
+    return out
+
+
+def _shown(shown: dict[str, int] | None, state: str) -> int:
+    n = (shown or {}).get(state, PAGE)
+    return max(PAGE, min(MAX_SHOWN, n))
+
+
+def board_tokens(
+    user: StaffUser,
+    direction: str,
+    filters: Filters,
+    today: date,
+    shown: dict[str, int] | None = None,
+) -> dict[str, str]:
+    """One cheap token per column: changes when a card enters, leaves or changes, or a day
+    passes. Two aggregate queries, no card rows."""
+    aggregates = _aggregates(_board_clause(user, direction, filters, today))
+    return {s: _token(today, _shown(shown, s), aggregates.get(s)) for s in cs.COLUMNS[direction]}
+
+
+def board(
+    user: StaffUser,
+    direction: str,
+    filters: Filters,
+    today: date,
+    overrides=None,
+    shown: dict[str, int] | None = None,
+    only: set[str] | None = None,
+) -> Board:
+    """The board as this user sees it under the filters; ``only`` limits which columns get
+    their cards (the others are left out)."""
+    if direction not in board_directions(user):
+        raise NotFound
+    cond = _board_clause(user, direction, filters, today)
+    aggregates = _aggregates(cond)
+    if filters.active:
+        unfiltered = _aggregates(visible_clause(user) & (ProxyCase.direction == direction))
+        totals = {s: a[0] for s, a in unfiltered.items()}
+    else:
+        totals = {s: a[0] for s, a in aggregates.items()}
+    limits = wip_limits(direction, today)
+    columns = []
+    for state in cs.COLUMNS[direction]:
+        if only is not None and state not in only:
+            continue
+        n = _shown(shown, state)
+        rows = _card_query(cond & (ProxyCase.state == state)).order_by(*_order(direction, state))
+        cards = [_card(user, row, today, overrides) for row in rows.limit(n)]
+        agg = aggregates.get(state)
+        columns.append(
+            Column(
+                direction=direction,
+                state=state,
+                label=cs.label(direction, state),
+                count=agg[0] if agg else 0,
+                total=totals.get(state, 0),
+                limit=limits.get(state),
+                token=_token(today, n, agg),
+                cards=cards,
+                final=state in cs.FINAL[direction],
+            )
+        )
+    return Board(
+        direction=direction,
+        label=DIRECTION_LABELS[direction],
+        hint=DIRECTION_HINTS[direction],
+        filters=filters,
+        columns=columns,
+        readonly=user.role not in MOVER_ROLES,
+    )
+
+
+def changed_board(
+    user: StaffUser,
+    direction: str,
+    filters: Filters,
+    today: date,
+    client_tokens: dict[str, str],
+    overrides=None,
+    shown: dict[str, int] | None = None,
+) -> Board | None:
+    """None when every column's token matches what the polling client has; else the board."""
+    if direction not in board_directions(user):
+        raise NotFound
+    tokens = board_tokens(user, direction, filters, today, shown)
+    if all(client_tokens.get(s) == t for s, t in tokens.items()):
+        return None
+    return board(user, direction, filters, today, overrides, shown)
+
+
+def more_cards(
+    user: StaffUser,
+    direction: str,
+    state: str,
+    filters: Filters,
+    today: date,
+    offset: int,
+    overrides=None,
+) -> tuple[list[Card], int]:
+    """The next page of a column after ``offset`` cards, and the column's count."""
+    if direction not in board_directions(user) or state not in cs.COLUMNS[direction]:
+        raise NotFound
+    cond = _board_clause(user, direction, filters, today) & (ProxyCase.state == state)
+    count = ProxyCase.select().where(cond).count()
+    offset = max(0, min(offset, MAX_SHOWN))
+    rows = _card_query(cond).order_by(*_order(direction, state)).offset(offset).limit(PAGE)
+    return [_card(user, row, today, overrides) for row in rows], count
+
+
+# --- moves --------------------------------------------------------------------------------
+
+
+def check_move(user: StaffUser, case: ProxyCase, target: str) -> cs.Move:
+    """The move, or Refused with the reason: the table, the role, the assignee."""
+    if user.role not in MOVER_ROLES:
+        raise Refused("您只能查看办件，不能移动")
+    reason = cs.refusal(case.direction, case.state, target, user.role)
+    if reason:
+        raise Refused(reason)
+    move = cs.find_move(case.direction, case.state, target)
+    extra = _extra_refusal(user, case, move)
+    if extra:
+        raise Refused(extra)
+    return move
+
+
+def plan_move(
+    user: StaffUser, case_id: int, target: str, version: int | None
+) -> tuple[ProxyCase, cs.Move]:
+    """Read-only check before asking for a move's data: NotFound, Conflict or Refused."""
+    case = get_case(user, case_id)
+    _check_version(case, version)
+    return case, check_move(user, case, target)
+
+
+def _requirement(move: cs.Move, data: dict) -> tuple[dict, dict]:
+    """(case fields, event data) for what the move needs; Refused when it is missing."""
+    kind = move.requires
+    if kind is None:
+        return {}, {}
+    if kind == "reason":
+        reason = str(data.get("reason") or "").strip()
+        if not reason:
+            raise Refused("请填写退回原因")
+        if len(reason) > MAX_TEXT:
+            raise Refused(f"退回原因不超过 {MAX_TEXT} 字")
+        return {"rejection_reason": reason}, {"reason": reason}
+    if kind == "missing":
+        missing: list[str] = []
+        for name in data.get("missing") or []:
+            name = str(name).strip()
+            if name and name not in missing:
+                missing.append(name[:100])
+        if not missing:
+            raise Refused("请列出需补正的全部材料")
+        return {"missing_materials": missing}, {"missing": missing}
+    if kind == "result":
+        outcome = str(data.get("outcome") or "")
+        note = str(data.get("note") or "").strip()
+        if outcome not in OUTCOMES:
+            raise Refused("请选择办理结果")
+        if not note or len(note) > MAX_TEXT:
+            raise Refused(f"请填写结果说明（不超过 {MAX_TEXT} 字）")
+        result = {"outcome": outcome, "note": note}
+        return {"result": result}, {"result": result}
+    if kind == "department":
+        department = Department.get_or_none(Department.id == data.get("department"))
+        if department is None:
+            raise Refused("请选择要分发的管理部")
+        return {"department": department.id}, {"department": department.name}
+    raise ValueError(f"unknown requirement {kind!r}")
+
+
+def _export_package(case: ProxyCase) -> str | None:
+    """Export the case's platform package when the file adapter is installed.
+
+    ``portal.platform.files.export_case`` belongs to the platform exchange; until it exists
+    the move still happens and no package is written.
+    """
+    try:
+        from portal.platform import files
+    except ModuleNotFoundError as exc:
+        if exc.name in ("portal.platform.files", "portal.platform"):
+            return None
+        raise
+    export = getattr(files, "export_case", None)
+    if export is None:
+        return None
+    try:
+        return str(export(case))
+    except Refused:
+        raise
+    except Exception as exc:  # the adapter's own refusal: the move must not happen
+        raise Refused(f"平台数据包导出失败：{exc}") from exc
+
+
+def move_case(
+    user: StaffUser,
+    case_id: int,
+    target: str,
+    version: int | None,
+    data: dict | None = None,
+    *,
+    today: date,
+    overrides=None,
+) -> ProxyCase:
+    """Move a case to ``target``: one transaction, re-checked under the row lock."""
+    data = data or {}
+    with write_tx():
+        case = _locked_case(user, case_id)
+        _check_version(case, version)
+        move = check_move(user, case, target)
+        fields, event = _requirement(move, data)
+        source = case.state
+        if target == PAUSED:
+            fields["paused_since"] = today
+        if source == PAUSED and case.paused_since:
+            deadline, days = cs.resumed_deadline(case.deadline, case.paused_since, today, overrides)
+            fields.update(
+                deadline=deadline,
+                paused_since=None,
+                paused_workdays=(case.paused_workdays or 0) + days,
+            )
+            event.update(paused_workdays=days)
+            if deadline != case.deadline:
+                event["deadline"] = deadline.isoformat()
+        if move.target == "processing" and user.role == "handler" and not case.assignee_id:
+            fields["assignee"] = user.id
+            event["assignee"] = user.name
+        fields.update(state=target, version=case.version + 1, updated_at=utcnow())
+        won = (
+            ProxyCase.update(**fields)
+            .where((ProxyCase.id == case.id) & (ProxyCase.version == case.version))
+            .execute()
+        )
+        if won != 1:  # cannot happen under the lock; kept as the conditional-update guard
+            _check_version(ProxyCase.get_by_id(case.id), None)
+        case = ProxyCase.get_by_id(case.id)
+        if case.direction == OUTBOUND and target == "transmitted":
+            package = _export_package(case)
+            if package:
+                event["package"] = package
+        CaseEvent.create(
+            case=case,
+            actor=user,
+            actor_label=user.name,
+            action="move",
+            from_state=source,
+            to_state=target,
+            data=event,
+        )
+        audit.record(
+            _actor(user),
+            "case.move",
+            "proxy_case",
+            case.id,
+            case_no=case.case_no,
+            from_state=source,
+            to_state=target,
+            requires=move.requires or "",
+        )
+    return case
+
+
+# --- assignment, mailing, comments --------------------------------------------------------
+
+
+def assignable_handlers(case: ProxyCase) -> list[StaffUser]:
+    if not case.department_id:
+        return []
+    return list(
+        StaffUser.select()
+        .where(
+            (StaffUser.role == "handler")
+            & StaffUser.active
+            & (StaffUser.department == case.department_id)
+        )
+        .order_by(StaffUser.id)
+    )
+
+
+def _bump(case: ProxyCase, version: int, **fields) -> None:
+    fields.update(version=case.version + 1, updated_at=utcnow())
+    won = (
+        ProxyCase.update(**fields)
+        .where((ProxyCase.id == case.id) & (ProxyCase.version == version))
+        .execute()
+    )
+    if won != 1:
+        _check_version(ProxyCase.get_by_id(case.id), None)
+
+
+def take_case(user: StaffUser, case_id: int, version: int | None) -> ProxyCase:
+    """A handler takes (领取) an unassigned inbound case of their department."""
+    if user.role != "handler":
+        raise Refused("只有管理部经办人可以领取办件")
+    with write_tx():
+        case = _locked_case(user, case_id)
+        _check_version(case, version)
+        if case.direction != INBOUND or case.state not in cs.ASSIGNABLE_STATES[INBOUND]:
+            raise Refused(f"“{_label(case)}”的办件不能领取")
+        if case.assignee_id == user.id:
+            raise Refused("您已领取该办件")
+        if case.assignee_id:
+            raise Refused(f"该办件已由{case.assignee.name}领取")
+        _bump(case, case.version, assignee=user.id)
+        CaseEvent.create(
+            case=case,
+            actor=user,
+            actor_label=user.name,
+            action="take",
+            data={"assignee": user.name},
+        )
+        audit.record(_actor(user), "case.take", "proxy_case", case.id, case_no=case.case_no)
+    return ProxyCase.get_by_id(case.id)
+
+
+def assign_case(
+    user: StaffUser, case_id: int, handler_id: int | None, version: int | None
+) -> ProxyCase:
+    """The liaison assigns an inbound case to a handler of the case's department."""
+    if user.role != "liaison":
+        raise Refused("只有联络人可以指派经办人")
+    with write_tx():
+        case = _locked_case(user, case_id)
+        _check_version(case, version)
+        if case.direction != INBOUND or case.state not in cs.ASSIGNABLE_STATES[INBOUND]:
+            raise Refused(f"“{_label(case)}”的办件不能指派")
+        handler = StaffUser.get_or_none(
+            (StaffUser.id == handler_id)
+            & (StaffUser.role == "handler")
+            & StaffUser.active
+            & (StaffUser.department == case.department_id)
+        )
+        if handler is None:
+            raise Refused("请选择该办件所属管理部的经办人")
+        if case.assignee_id == handler.id:
+            raise Refused(f"该办件已指派给{handler.name}")
+        _bump(case, case.version, assignee=handler.id)
+        CaseEvent.create(
+            case=case,
+            actor=user,
+            actor_label=user.name,
+            action="assign",
+            data={"assignee": handler.name},
+        )
+        audit.record(
+            _actor(user),
+            "case.assign",
+            "proxy_case",
+            case.id,
+            case_no=case.case_no,
+            assignee=handler.username,
+        )
+    return ProxyCase.get_by_id(case.id)
+
+
+def record_mailing(user: StaffUser, case_id: int, tracking_no: str) -> ProxyCase:
+    """The liaison records the tracking number of the paper materials mailed."""
+    if user.role not in cs.MAIL_ROLES:
+        raise Refused("只有联络人可以登记邮寄")
+    number = re.sub(r"\s+", "", tracking_no or "").upper()
+    if not TRACKING_NO.match(number):
+        raise Refused("请填写 6–40 位的邮寄单号（字母、数字或连字符）")
+    with write_tx():
+        case = _locked_case(user, case_id)
+        if case.state not in cs.MAIL_STATES[case.direction]:
+            states = "或".join(cs.label(case.direction, s) for s in cs.MAIL_STATES[case.direction])
+            raise Refused(f"邮寄单号在“{states}”时登记")
+        ProxyCase.update(tracking_no=number, updated_at=utcnow()).where(
+            ProxyCase.id == case.id
+        ).execute()
+        CaseEvent.create(
+            case=case,
+            actor=user,
+            actor_label=user.name,
+            action="mail",
+            data={"tracking_no": number, "previous": case.tracking_no or ""},
+        )
+        audit.record(
+            _actor(user),
+            "case.mail",
+            "proxy_case",
+            case.id,
+            case_no=case.case_no,
+            tracking_no=number,
+        )
+    return ProxyCase.get_by_id(case.id)
+
+
+def add_comment(user: StaffUser, case_id: int, body: str) -> CaseComment:
+    if user.role not in MOVER_ROLES:
+        raise Refused("您只能查看办件，不能评论")
+    text = (body or "").strip()
+    if not text:
+        raise Refused("请填写评论内容")
+    if len(text) > MAX_COMMENT:
+        raise Refused(f"评论不超过 {MAX_COMMENT} 字")
+    with write_tx():
+        case = get_case(user, case_id)
+        comment = CaseComment.create(case=case, author=user, body=text)
+        audit.record(_actor(user), "case.comment", "proxy_case", case.id, case_no=case.case_no)
+    return comment
+
+
+# --- the case detail ----------------------------------------------------------------------
+
+_PHONE = re.compile(r"^1\d{10}$")
+_CARD = re.compile(r"^\d{16,19}$")
+
+
+def mask_value(value) -> str:
+    """A value from application data as a screen may show it (IDs, cards, phones masked)."""
+    text = str(value if value is not None else "")
+    compact = text.replace(" ", "")
+    if len(compact) == 18 and is_valid_resident_id(compact):
+        return mask_resident_id(compact)
+    if _PHONE.match(compact):
+        return mask_phone(compact)
+    if _CARD.match(compact):
+        return mask_bank_card(compact)
+    return text
+
+
+def _application_rows(case: ProxyCase) -> list[tuple[str, str]]:
+    try:
+        from portal.services.counter import application_rows
+    except ImportError:  # the counter module is optional for the board
+        application_rows = None
+    if application_rows is not None:
+        rows = application_rows(case)
+    else:
+        rows = [(str(k), str(v)) for k, v in (case.application or {}).items() if k != "item"]
+    return [(label, mask_value(value)) for label, value in rows if value not in ("", None)]
+
+
+@dataclass
+class AttachmentRow:
+    id: int
+    name: str
+    filename: str
+    type_label: str
+    size: int
+    uploaded_by: str
+    created_at: datetime
+
+
+def _attachments(case: ProxyCase) -> list[AttachmentRow]:
+    try:
+        from portal.services.materials import list_for
+    except ImportError:
+        list_for = None
+    if list_for is not None:
+        return [
+            AttachmentRow(
+                a.id, a.material_name, a.filename, a.type_label, a.size, a.uploaded_by, a.created_at
+            )
+            for a in list_for(case)
+        ]
+    return [
+        AttachmentRow(
+            a.id, a.material or a.kind, a.filename, a.content_type, a.size, "", a.created_at
+        )
+        for a in Attachment.select().where(Attachment.case == case).order_by(Attachment.id)
+    ]
+
+
+ACTION_LABELS = {
+    "create": "登记",
+    "move": "移动",
+    "take": "领取",
+    "assign": "指派",
+    "mail": "登记邮寄",
+    "import": "平台导入",
+}
+DATA_LABELS = {
+    "reason": "退回原因",
+    "missing": "需补正材料",
+    "result": "办理结果",
+    "department": "分发至",
+    "assignee": "经办人",
+    "tracking_no": "邮寄单号",
+    "previous": "原单号",
+    "package": "平台数据包",
+    "paused_workdays": "暂停工作日",
+    "deadline": "顺延后期限",
+    "notice": "告知方式",
+    "guide_override": "未引导线上办理的原因",
+    "checklist": "已收材料",
+}
+
+
+def _describe(key: str, value) -> str:
+    if key == "result" and isinstance(value, dict):
+        return "；".join(str(v) for v in (value.get("outcome"), value.get("note")) if v)
+    if key == "checklist" and isinstance(value, dict):
+        return f"{sum(1 for v in value.values() if v)}/{len(value)} 项"
+    if isinstance(value, list | tuple):
+        return "、".join(str(v) for v in value)
+    return mask_value(value)
+
+
+@dataclass
+class HistoryEntry:
+    at: datetime
+    actor: str
+    action: str
+    action_label: str
+    from_label: str
+    to_label: str
+    details: list[tuple[str, str]]
+
+
+@dataclass
+class CommentRow:
+    author: str
+    at: datetime
+    body: str
+
+
+@dataclass
+class Detail:
+    card: Card
+    item_name: str
+    direction_label: str
+    state_label: str
+    center_name: str
+    applicant_name: str
+    applicant_id: str  # masked
+    applicant_phone: str  # masked
+    department_name: str
+    assignee_name: str
+    accepted_by: str
+    clock_start: date
+    application: list[tuple[str, str]]
+    checklist: list[tuple[str, bool]]
+    missing: list[str]
+    attachments: list[AttachmentRow]
+    rejection_reason: str
+    result: dict
+    tracking_no: str
+    comments: list[CommentRow]
+    history: list[HistoryEntry]
+    can_comment: bool
+    can_mail: bool
+    can_assign: bool
+    handlers: list[tuple[int, str]]
+
+
+def detail(user: StaffUser, case_id: int, today: date, overrides=None) -> Detail:
+    the_card = card(user, case_id, today, overrides)
+    case = ProxyCase.get_by_id(case_id)
+    item = items.get(case.item)
+    names = {
+        s.id: s.name
+        for s in StaffUser.select(StaffUser.id, StaffUser.name).where(
+            StaffUser.id.in_([i for i in (case.accepted_by_id, case.assignee_id) if i])
+        )
+    }
+    checklist = case.checklist or {}
+    events = (
+        CaseEvent.select()
+        .where(CaseEvent.case == case.id)
+        .order_by(CaseEvent.created_at, CaseEvent.id)
+    )
+    history = [
+        HistoryEntry(
+            at=e.created_at,
+            actor=e.actor_label or "系统",
+            action=e.action,
+            action_label=ACTION_LABELS.get(e.action, e.action),
+            from_label=cs.STATE_LABELS[case.direction].get(e.from_state or "", e.from_state or ""),
+            to_label=cs.STATE_LABELS[case.direction].get(e.to_state or "", e.to_state or ""),
+            details=[(DATA_LABELS.get(k, k), _describe(k, v)) for k, v in (e.data or {}).items()],
+        )
+        for e in events
+    ]
+    comments = [
+        CommentRow(c.author.name, c.created_at, c.body)
+        for c in CaseComment.select(CaseComment, StaffUser)
+        .join(StaffUser)
+        .where(CaseComment.case == case.id)
+        .order_by(CaseComment.created_at, CaseComment.id)
+    ]
+    can_assign = (
+        user.role == "liaison"
+        and case.direction == INBOUND
+        and case.state in cs.ASSIGNABLE_STATES[INBOUND]
+        and bool(case.department_id)
+    )
+    return Detail(
+        card=the_card,
+        item_name=item.name,
+        direction_label=DIRECTION_LABELS[case.direction],
+        state_label=_label(case),
+        center_name=the_card.center_name,
+        applicant_name=case.applicant_name,
+        applicant_id=mask_resident_id(case.applicant_id_no),
+        applicant_phone=mask_phone(case.applicant_phone) if case.applicant_phone else "",
+        department_name=the_card.department_name,
+        assignee_name=names.get(case.assignee_id, ""),
+        accepted_by=names.get(case.accepted_by_id, ""),
+        clock_start=case.clock_start,
+        application=_application_rows(case),
+        checklist=[(m.name, bool(checklist.get(m.code))) for m in item.materials],
+        missing=list(case.missing_materials or []) if case.state == PAUSED else [],
+        attachments=_attachments(case),
+        rejection_reason=case.rejection_reason or "",
+        result=case.result or {},
+        tracking_no=case.tracking_no or "",
+        comments=comments,
+        history=history,
+        can_comment=user.role in MOVER_ROLES,
+        can_mail=user.role in cs.MAIL_ROLES and case.state in cs.MAIL_STATES[case.direction],
+        can_assign=can_assign,
+        handlers=[(h.id, h.name) for h in assignable_handlers(case)] if can_assign else [],
+    )
+
+
+def missing_choices(case: ProxyCase) -> list[str]:
+    """The item's materials, for the 待补正 form (one-time notice of everything missing)."""
+    return [m.name for m in items.get(case.item).materials]
+
+
+def suggested_department(case: ProxyCase) -> int | None:
+    """The depositor's management department, the usual answer when distributing."""
+    if case.department_id:
+        return case.department_id
+    if case.depositor_id:
+        row = Depositor.select(Depositor.department).where(Depositor.id == case.depositor_id)
+        found = row.first()
+        return found.department_id if found else None
+    return None
+
+
+def departments() -> list[tuple[int, str]]:
+    return [(d.id, d.name) for d in Department.select().order_by(Department.code)]
+
+
+# --- WIP limits (admin) -------------------------------------------------------------------
+
+
+def set_wip_limits(
+    user: StaffUser, limits: dict[tuple[str, str], int | None], today: date
+) -> list[str]:
+    """Save column limits taking effect today; None removes a limit. Returns changed keys."""
+    if user.role != "admin":
+        raise Refused("只有管理员可以设置看板列上限")
+    changed = []
+    with write_tx():
+        for (direction, state), value in limits.items():
+            if state not in cs.COLUMNS.get(direction, ()):
+                raise Refused("没有这一列")
+            if value is not None and not 1 <= value <= 999:
+                raise Refused("上限应为 1–999 之间的整数")
+            current = wip_limits(direction, today).get(state)
+            if current == value:
+                continue
+            key = WIP_KEY.format(direction=direction, state=state)
+            text = str(value) if value is not None else ""
+            row = Setting.get_or_none((Setting.key == key) & (Setting.effective_from == today))
+            if row is None:
+                Setting.create(key=key, value=text, effective_from=today, created_by=user)
+            else:
+                Setting.update(value=text, created_by=user).where(Setting.id == row.id).execute()
+            changed.append(f"{key}={text or '无'}")
+        if changed:
+            audit.record(_actor(user), "settings.wip", "setting", "wip", changes=changed)
+    return changed

@@ -1,0 +1,569 @@
+"""The counter (窗口受理): guide the applicant to their own center's online channel, or accept
+an outbound proxy case (DESIGN.md section 4, outbound step 0 and 1; the guide's 二(二)).
+
+The materials checklist comes from ``portal.items``; the application fields each item asks
+for are defined here once and read by the counter form and the printed application form.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import date
+
+from peewee import JOIN, IntegrityError, fn
+
+from portal import items
+from portal.db import db, write_tx
+from portal.models import CaseEvent, Center, Department, ProxyCase, StaffUser
+from portal.rules import casestates
+from portal.rules.casestates import OUTBOUND, PAUSED
+from portal.rules.ids import (
+    is_valid_resident_id,
+    mask_phone,
+    mask_resident_id,
+    normalize_resident_id,
+)
+from portal.rules.workdays import add_workdays
+from portal.services import audit
+
+ACCEPT_ROLES = ("clerk", "handler")
+VIEW_ROLES = ("clerk", "handler", "liaison", "auditor")
+HOTLINE = "12329"
+
+
+class Refused(Exception):
+    """The counter cannot do this; the message says why, in Chinese."""
+
+
+# --- what each item asks on the application form ------------------------------------------
+
+
+@dataclass(frozen=True)
+class AppField:
+    key: str
+    label: str
+    kind: str = "text"  # text / textarea / date / money / uscc / card / choice
+    required: bool = True
+    choices: tuple[str, ...] = ()
+    hint: str = ""
+    max_length: int = 100
+
+
+_EMPLOYER = (
+    AppField("employer_name", "单位名称", max_length=120),
+    AppField("credit_code", "统一社会信用代码", "uscc", hint="18 位，含校验位"),
+)
+_BANK = (
+    AppField("bank_name", "收款银行", max_length=40),
+    AppField("bank_card", "收款银行卡号", "card", hint="申请人本人的借记卡"),
+)
+_LOAN = AppField("loan_contract_no", "借款合同编号", max_length=40)
+
+APPLICATION_FIELDS: dict[str, tuple[AppField, ...]] = {
+    "query": (
+        AppField("scope", "查询内容", "choice", choices=("缴存信息", "贷款信息", "缴存和贷款信息")),
+        AppField("purpose", "查询用途", required=False),
+    ),
+    "usage_certificate": (
+        AppField("addressee", "出具对象", hint="拟申请贷款的公积金中心或银行", max_length=100),
+        AppField("purpose", "用途", required=False),
+    ),
+    "retirement_withdrawal": (AppField("retired_on", "退休日期", "date"), *_BANK),
+    "employer_registration": (
+        *_EMPLOYER,
+        AppField("employer_address", "单位地址", max_length=200),
+        AppField("legal_rep", "法定代表人", max_length=40),
+    ),
+    "employer_change": (
+        *_EMPLOYER,
+        AppField("change_items", "变更事项及变更后内容", "textarea", max_length=500),
+    ),
+    "individual_change": (
+        AppField("change_items", "变更事项及变更后内容", "textarea", max_length=500),
+    ),
+    "purchase_withdrawal": (
+        AppField("contract_no", "购房合同或不动产权证书编号", max_length=60),
+        AppField("purchase_date", "购房日期", "date"),
+        AppField("price", "房屋总价（元）", "money"),
+        AppField("property_address", "房屋坐落", max_length=200),
+        *_BANK,
+    ),
+    "settlement_certificate": (_LOAN, AppField("lending_bank", "贷款银行", required=False)),
+    "early_repayment": (_LOAN,),
+}
+
+
+def application_fields(item_code: str) -> tuple[AppField, ...]:
+    return APPLICATION_FIELDS.get(item_code, ())
+
+
+def application_rows(case: ProxyCase) -> list[tuple[str, str]]:
+    """(label, value) of the case's application data, in the item's field order."""
+    data = case.application or {}
+    rows = [(f.label, str(data.get(f.key, "") or "")) for f in application_fields(case.item)]
+    known = {f.key for f in application_fields(case.item)} | {"item", "note"}
+    rows += [(str(k), str(v)) for k, v in data.items() if k not in known and v not in ("", None)]
+    if data.get("note"):
+        rows.append(("备注", str(data["note"])))
+    return rows
+
+
+# --- guide or accept ----------------------------------------------------------------------
+
+
+@dataclass
+class Guidance:
+    """The applicant's own center offers the item online: send them there."""
+
+    center_name: str
+    item_name: str
+    hall_url: str
+    hotline: str
+    phone: str
+
+
+def peer_centers() -> list[Center]:
+    return list(
+        Center.select()
+        .where(~Center.is_self & Center.active)
+        .order_by(Center.code)
+    )
+
+
+def peer(code: str) -> Center:
+    center = Center.get_or_none(
+        (Center.code == (code or "").strip()) & ~Center.is_self & Center.active
+    )
+    if center is None:
+        raise Refused("请选择申请人的缴存地公积金中心")
+    return center
+
+
+def item(code: str) -> items.Item:
+    try:
+        return items.get(code)
+    except KeyError:
+        raise Refused("请选择办理事项") from None
+
+
+def guidance(item_code: str, center: Center) -> Guidance | None:
+    """Where ``center`` offers the item fully online (guide 二(二)1), how to reach it."""
+    the_item = item(item_code)
+    if not center.offers_online(the_item.code):
+        return None
+    return Guidance(
+        center_name=center.name,
+        item_name=the_item.name,
+        hall_url=center.hall_url,
+        hotline=HOTLINE,
+        phone=center.phone or HOTLINE,
+    )
+
+
+def record_guidance(user: StaffUser, actor: str, item_code: str, center_code: str) -> Guidance:
+    """The clerk sent the applicant to their center's online channel (for the statistics)."""
+    center = peer(center_code)
+    guide = guidance(item_code, center)
+    if guide is None:
+        raise Refused("该中心未开通此事项的全程网办，请受理")
+    with write_tx():
+        audit.record(
+            actor,
+            "counter.guided",
+            "center",
+            center.code,
+            item=item_code,
+            department=user.department_id,
+        )
+    return guide
+
+
+@dataclass
+class Application:
+    item: str
+    center: str
+    applicant_name: str
+    applicant_id_no: str
+    applicant_phone: str
+    fields: dict[str, str] = field(default_factory=dict)
+    presented: set[str] = field(default_factory=set)  # material codes checked at the window
+    override_reason: str = ""
+
+
+def new_numbers(today: date) -> tuple[str, str]:
+    """Next case number of the day (KS + date + sequence) and an unguessable receipt number
+    (HZ + date + 8 random digits): the receipt number is what the applicant tracks with."""
+    prefix = f"KS{today:%Y%m%d}"
+    last = (
+        ProxyCase.select(fn.MAX(ProxyCase.case_no))
+        .where(ProxyCase.case_no.startswith(prefix))
+        .scalar()
+    )
+    seq = int(last[len(prefix) :]) + 1 if last and last[len(prefix) :].isdigit() else 1
+    receipt = f"HZ{today:%Y%m%d}{secrets.randbelow(10**8):08d}"
+    return f"{prefix}{seq:04d}", receipt
+
+
+def create_numbered(today: date, **fields) -> ProxyCase:
+    """Create a case with fresh numbers, retrying (in a savepoint) when another request
+    took the same case number at the same moment. Call inside a transaction."""
+    for attempt in range(5):
+        case_no, receipt_no = new_numbers(today)
+        try:
+            with db.atomic():
+                return ProxyCase.create(case_no=case_no, receipt_no=receipt_no, **fields)
+        except IntegrityError:
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
+def accept(
+    user: StaffUser, actor: str, application: Application, today: date, overrides=None
+) -> ProxyCase:
+    """Open an outbound case at this window: 窗口受理, or 待补正 when materials are missing
+    (the one-time notice lists them all; the clock waits)."""
+    if user.role not in ACCEPT_ROLES:
+        raise Refused("只有窗口经办和管理部经办可以受理")
+    if user.department_id is None:
+        raise Refused("您未归属管理部，不能在窗口受理")
+    the_item = item(application.item)
+    center = peer(application.center)
+    reason = (application.override_reason or "").strip()
+    if center.offers_online(the_item.code) and not reason:
+        raise Refused(f"{center.name}已开通该事项的全程网办，请引导申请人线上办理")
+    id_no = normalize_resident_id(application.applicant_id_no)
+    if not is_valid_resident_id(id_no, today):
+        raise Refused("身份证号码格式不正确")
+    name = (application.applicant_name or "").strip()
+    if not name:
+        raise Refused("请填写申请人姓名")
+    specs = application_fields(the_item.code)
+    data = {}
+    for spec in specs:
+        value = str(application.fields.get(spec.key, "") or "").strip()
+        if spec.required and not value:
+            raise Refused(f"请填写{spec.label}")
+        data[spec.key] = value
+    checklist = {m.code: m.code in application.presented for m in the_item.materials}
+    missing = [m.name for m in the_item.materials if not checklist[m.code]]
+    state = PAUSED if missing else "accepted"
+    department = Department.get_by_id(user.department_id)
+    with write_tx():
+        case = create_numbered(
+            today,
+            item=the_item.code,
+            direction=OUTBOUND,
+            state=state,
+            center=center,
+            applicant_name=name,
+            applicant_id_no=id_no,
+            applicant_phone=(application.applicant_phone or "").strip(),
+            application=data,
+            checklist=checklist,
+            department=department,
+            accepted_by=user,
+            clock_start=today,
+            deadline=add_workdays(today, items.OUTBOUND_VERIFY_WORKDAYS, overrides),
+            paused_since=today if missing else None,
+            missing_materials=missing,
+        )
+        event = {"checklist": checklist}
+        if missing:
+            event.update(missing=missing, notice="一次性告知")
+        if center.offers_online(the_item.code):
+            event["guide_override"] = reason
+        CaseEvent.create(
+            case=case,
+            actor=user,
+            actor_label=user.name,
+            action="create",
+            to_state=state,
+            data=event,
+        )
+        audit.record(
+            actor,
+            "case.accept",
+            "proxy_case",
+            case.id,
+            case_no=case.case_no,
+            item=the_item.code,
+            center=center.code,
+            state=state,
+            missing=len(missing),
+            guide_override=bool(center.offers_online(the_item.code)),
+        )
+    return case
+
+
+# --- reading cases at the counter ---------------------------------------------------------
+
+
+def visible_case(user: StaffUser, case_no: str) -> ProxyCase | None:
+    """The case if this staff member may see it: the liaison and the auditor see every case,
+    clerks and handlers their own department's; anyone else's case is None (404)."""
+    case = ProxyCase.get_or_none(ProxyCase.case_no == (case_no or "").strip())
+    if case is None:
+        return None
+    if user.role in ("liaison", "auditor"):
+        return case
+    if user.role in ACCEPT_ROLES and user.department_id and case.department_id == user.department_id:
+        return case
+    return None
+
+
+@dataclass
+class Document:
+    kind: str
+    title: str
+    note: str = ""
+
+
+def documents(case: ProxyCase) -> list[Document]:
+    """The printable PDFs of an outbound case (forms for signature, notice, receipt)."""
+    if case.direction != OUTBOUND:
+        return []
+    docs = [
+        Document("application", "《“跨省通办”业务办理申请表》", "申请人签字"),
+        Document("authorization", "《查询授权书》", "一式两份，申请人签字"),
+    ]
+    if "购房提取材料核实情况表" in items.get(case.item).extra_forms:
+        docs.append(Document("verification", "《购房提取材料核实情况表》", "窗口核实后签字"))
+    if case.missing_materials:
+        docs.append(Document("notice", "《一次性告知书》", "列明全部需补正材料"))
+    docs.append(Document("receipt", "《“跨省通办”业务受理回执》", "交申请人，凭回执编号查询进度"))
+    return docs
+
+
+def document_kinds(case: ProxyCase) -> set[str]:
+    return {d.kind for d in documents(case)}
+
+
+@dataclass
+class RecentCase:
+    case_no: str
+    item: str
+    applicant_name: str
+    center_name: str
+    state: str
+    direction: str
+    clock_start: date
+
+
+def recent_cases(user: StaffUser, limit: int = 10) -> list[RecentCase]:
+    """The latest outbound cases accepted at this user's department's window."""
+    if not user.department_id:
+        return []
+    rows = (
+        ProxyCase.select(ProxyCase, Center)
+        .join(Center)
+        .where((ProxyCase.direction == OUTBOUND) & (ProxyCase.department == user.department_id))
+        .order_by(ProxyCase.created_at.desc(), ProxyCase.id.desc())
+        .limit(limit)
+    )
+    return [
+        RecentCase(
+            c.case_no, c.item, c.applicant_name, c.center.name, c.state, c.direction, c.clock_start
+        )
+        for c in rows
+    ]
+
+
+# --- the ledger (业务办理台账) --------------------------------------------------------------
+
+LEDGER_ROLES = ("liaison", "clerk", "handler", "auditor")
+LEDGER_PAGE_SIZE = 50
+LEDGER_EXPORT_LIMIT = 20000
+
+
+@dataclass
+class LedgerQuery:
+    date_from: date | None = None
+    date_to: date | None = None
+    item: str = ""
+    direction: str = ""
+    state: str = ""
+    center: str = ""
+
+    def as_args(self) -> dict[str, str]:
+        """The filters as query-string arguments (empty ones left out)."""
+        args = {
+            "date_from": self.date_from.isoformat() if self.date_from else "",
+            "date_to": self.date_to.isoformat() if self.date_to else "",
+            "item": self.item,
+            "direction": self.direction,
+            "state": self.state,
+            "center": self.center,
+        }
+        return {k: v for k, v in args.items() if v}
+
+
+@dataclass
+class LedgerRow:
+    case_no: str
+    receipt_no: str
+    direction: str
+    item: str
+    applicant_name: str
+    applicant_id_masked: str
+    applicant_phone_masked: str
+    center_name: str
+    department_name: str
+    state: str
+    state_label: str
+    clock_start: date
+    deadline: date
+    accepted_by: str
+    assignee: str
+    tracking_no: str
+    created_at: object
+
+
+@dataclass
+class LedgerPage:
+    rows: list[LedgerRow]
+    total: int
+    page: int
+    pages: int
+    query: LedgerQuery
+
+
+def _ledger_select(user: StaffUser, q: LedgerQuery):
+    query = (
+        ProxyCase.select(ProxyCase, Center, Department)
+        .join(Center, on=(ProxyCase.center == Center.id))
+        .switch(ProxyCase)
+        .join(Department, JOIN.LEFT_OUTER, on=(ProxyCase.department == Department.id))
+    )
+    if user.role in ACCEPT_ROLES:
+        query = query.where(ProxyCase.department == user.department_id)
+    elif user.role not in LEDGER_ROLES:
+        query = query.where(ProxyCase.id < 0)
+    if q.date_from:
+        query = query.where(ProxyCase.clock_start >= q.date_from)
+    if q.date_to:
+        query = query.where(ProxyCase.clock_start <= q.date_to)
+    if q.item:
+        query = query.where(ProxyCase.item == q.item)
+    if q.direction:
+        query = query.where(ProxyCase.direction == q.direction)
+    if q.state:
+        query = query.where(ProxyCase.state == q.state)
+    if q.center:
+        query = query.where(Center.code == q.center)
+    return query
+
+
+def _ledger_rows(query) -> list[LedgerRow]:
+    names = dict(StaffUser.select(StaffUser.id, StaffUser.name).tuples())
+    return [
+        LedgerRow(
+            case_no=c.case_no,
+            receipt_no=c.receipt_no,
+            direction=c.direction,
+            item=c.item,
+            applicant_name=c.applicant_name,
+            applicant_id_masked=mask_resident_id(c.applicant_id_no),
+            applicant_phone_masked=mask_phone(c.applicant_phone),
+            center_name=c.center.name,
+            department_name=c.department.name if c.department_id else "",
+            state=c.state,
+            state_label=casestates.label(c.direction, c.state),
+            clock_start=c.clock_start,
+            deadline=c.deadline,
+            accepted_by=names.get(c.accepted_by_id, ""),
+            assignee=names.get(c.assignee_id, ""),
+            tracking_no=c.tracking_no,
+            created_at=c.created_at,
+        )
+        for c in query
+    ]
+
+
+def ledger_page(user: StaffUser, q: LedgerQuery, page: int = 1) -> LedgerPage:
+    """One page of the ledger (newest first) for this user's view of the cases."""
+    query = _ledger_select(user, q)
+    total = query.count()
+    pages = max(1, -(-total // LEDGER_PAGE_SIZE))
+    page = min(max(1, page), pages)
+    rows = _ledger_rows(
+        query.order_by(ProxyCase.clock_start.desc(), ProxyCase.id.desc()).paginate(
+            page, LEDGER_PAGE_SIZE
+        )
+    )
+    return LedgerPage(rows, total, page, pages, q)
+
+
+LEDGER_COLUMNS = (
+    ("序号", 6),
+    ("办件编号", 18),
+    ("回执编号", 20),
+    ("方向", 10),
+    ("办理事项", 30),
+    ("申请人", 10),
+    ("身份证号码", 21),
+    ("联系电话", 14),
+    ("对方中心", 26),
+    ("管理部", 18),
+    ("状态", 10),
+    ("受理/接收日期", 14),
+    ("办理期限", 12),
+    ("受理人", 10),
+    ("经办人", 10),
+    ("邮寄单号", 16),
+)
+
+
+def ledger_xlsx(user: StaffUser, actor: str, q: LedgerQuery, today: date) -> bytes:
+    """The filtered ledger as an Excel workbook; identifiers masked as on screen."""
+    from io import BytesIO
+
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    query = _ledger_select(user, q).order_by(ProxyCase.clock_start, ProxyCase.id)
+    rows = _ledger_rows(query.limit(LEDGER_EXPORT_LIMIT))
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "业务办理台账"
+    ws.append([title for title, _w in LEDGER_COLUMNS])
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    for index, (_title, width) in enumerate(LEDGER_COLUMNS, start=1):
+        ws.column_dimensions[get_column_letter(index)].width = width
+    ws.freeze_panes = "A2"
+    for n, r in enumerate(rows, start=1):
+        ws.append(
+            [
+                n,
+                r.case_no,
+                r.receipt_no,
+                "外地业务" if r.direction == OUTBOUND else "本地业务",
+                items.get(r.item).name,
+                r.applicant_name,
+                r.applicant_id_masked,
+                r.applicant_phone_masked,
+                r.center_name,
+                r.department_name,
+                r.state_label,
+                r.clock_start,
+                r.deadline,
+                r.accepted_by,
+                r.assignee,
+                r.tracking_no,
+            ]
+        )
+        ws.cell(row=n + 1, column=12).number_format = "yyyy-mm-dd"
+        ws.cell(row=n + 1, column=13).number_format = "yyyy-mm-dd"
+    wb.properties.title = "业务办理台账"
+    wb.properties.creator = "hpf-portal"
+    buffer = BytesIO()
+    wb.save(buffer)
+    with write_tx():
+        audit.record(
+            actor, "ledger.export", "ledger", "", rows=len(rows), filters=q.as_args(),
+            on=today.isoformat(),
+        )
+    return buffer.getvalue()

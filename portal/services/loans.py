@@ -1,0 +1,610 @@
+"""The depositor's HPF loans: view, schedule, quota trial, payoff, early full repayment.
+
+Schedules, payoff and quota come from :mod:`portal.rules.money`. A rate change reaches an
+existing loan on the next 1 January (``rate_for_existing_loan``); the remaining instalments are
+the rules' schedule of the outstanding principal over the remaining months at that rate.
+Early repayment runs through the exactly-once payout flow of :mod:`portal.services.payouts`:
+the HPF-balance part (冲还贷) is the payout, the rest is collected by the payment adapter.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from portal.db import locked, write_tx
+from portal.models import (
+    Account,
+    Certificate,
+    CertificateRequest,
+    Depositor,
+    DepositRecord,
+    Loan,
+    LoanRepayment,
+    Payout,
+    Setting,
+)
+from portal.rules.dates import add_months
+from portal.rules.ids import mask_bank_card
+from portal.rules.money import (
+    DEFAULT_RATE_TABLE,
+    ZERO,
+    LoanQuota,
+    loan_quota,
+    payoff_amount,
+    rate_for,
+    rate_for_existing_loan,
+    repayment_schedule,
+)
+from portal.services import audit, settings
+from portal.services.payouts import (
+    PENDING,
+    CodeRejected,
+    Refused,
+    check_token,
+    complete,
+    verify_action_code,
+)
+
+PAYOFF_PURPOSE = "payoff"
+METHOD_LABELS = {"annuity": "等额本息", "equal_principal": "等额本金"}
+REPAYMENT_KIND_LABELS = {"scheduled": "按期还款", "early": "提前还清", "offset": "公积金冲还贷"}
+REQUEST_STATUS_LABELS = {"pending": "待签发", "issued": "已签发", "refused": "未予签发"}
+CALCULATOR_DAYS = 366
+
+
+class NotFound(LookupError):
+    """Not this depositor's loan (the view answers 404)."""
+
+
+# --- rates --------------------------------------------------------------------------------
+
+
+def pct(rate: Decimal) -> str:
+    """Decimal('0.02775') -> '2.775%'."""
+    text = format((rate * 100).normalize(), "f")
+    return f"{text}%"
+
+
+def rate_table():
+    """The loan-rate table from the ``loan_rates`` settings (the rules' default without any)."""
+    rows = Setting.select().where(Setting.key == "loan_rates").order_by(Setting.effective_from)
+    table = tuple(
+        (row.effective_from, {k: Decimal(v) for k, v in json.loads(row.value).items()})
+        for row in rows
+    )
+    return table or DEFAULT_RATE_TABLE
+
+
+def current_rate(loan: Loan, on: date, table=None) -> Decimal:
+    """The rate that applies to ``loan`` on ``on``: the contract rate until a change reaches it."""
+    table = table or rate_table()
+    try:
+        at_contract = rate_for(table, loan.disbursed_on, loan.term_months, loan.first_home)
+        now = rate_for_existing_loan(
+            table, loan.disbursed_on, on, loan.term_months, loan.first_home
+        )
+    except ValueError:  # no rate on file for the contract date
+        return loan.annual_rate
+    return loan.annual_rate if now == at_contract else now
+
+
+# --- the loan view ------------------------------------------------------------------------
+
+
+@dataclass
+class ScheduleRow:
+    period: int
+    due_on: date
+    principal: Decimal
+    interest: Decimal
+    payment: Decimal
+    remaining: Decimal
+    status: str  # paid / overdue / due / future
+
+
+@dataclass
+class LoanView:
+    loan: Loan
+    role: str  # borrower / co_borrower
+    rate: Decimal
+    method_label: str
+    schedule: list[ScheduleRow]
+    repayments: list[LoanRepayment]
+    paid_periods: int
+    last_paid_due: date | None
+    next_due: ScheduleRow | None
+    overdue: list[ScheduleRow]
+    settlement_request: CertificateRequest | None = None
+    settlement_certificate: Certificate | None = None
+
+    @property
+    def overdue_amount(self) -> Decimal:
+        return sum((row.payment for row in self.overdue), ZERO)
+
+    @property
+    def remaining_periods(self) -> int:
+        return sum(1 for row in self.schedule if row.status != "paid")
+
+    @property
+    def active(self) -> bool:
+        return self.loan.status == "active"
+
+    @property
+    def rate_text(self) -> str:
+        return pct(self.rate)
+
+    @property
+    def contract_rate_text(self) -> str:
+        return pct(self.loan.annual_rate)
+
+    @property
+    def last_due(self) -> date | None:
+        """The due date of the final instalment."""
+        return self.schedule[-1].due_on if self.schedule else None
+
+
+def own_loans_query(depositor: Depositor):
+    return Loan.select().where((Loan.depositor == depositor) | (Loan.co_borrower == depositor))
+
+
+def list_loans(depositor: Depositor, today: date) -> list[LoanView]:
+    loans = own_loans_query(depositor).order_by(Loan.status, Loan.disbursed_on.desc())
+    return [_view(loan, depositor, today) for loan in loans]
+
+
+def own_loan(depositor: Depositor, loan_id: int) -> Loan:
+    loan = own_loans_query(depositor).where(Loan.id == loan_id).first()
+    if loan is None:
+        raise NotFound(loan_id)
+    return loan
+
+
+def loan_view(depositor: Depositor, loan_id: int, today: date) -> LoanView:
+    return _view(own_loan(depositor, loan_id), depositor, today)
+
+
+def _view(loan: Loan, depositor: Depositor, today: date) -> LoanView:
+    repayments = list(
+        LoanRepayment.select()
+        .where(LoanRepayment.loan == loan)
+        .order_by(LoanRepayment.paid_on, LoanRepayment.id)
+    )
+    scheduled = sorted(
+        (r for r in repayments if r.kind == "scheduled" and r.period), key=lambda r: r.period
+    )
+    rate = current_rate(loan, today)
+    rows: list[ScheduleRow] = []
+    remaining = loan.amount
+    for r in scheduled:
+        remaining -= r.principal
+        rows.append(
+            ScheduleRow(r.period, r.due_on, r.principal, r.interest, r.amount, remaining, "paid")
+        )
+    paid = scheduled[-1].period if scheduled else 0
+    left = loan.term_months - paid
+    if loan.status == "active" and left > 0 and loan.outstanding > 0:
+        for inst in repayment_schedule(
+            loan.outstanding, rate, left, add_months(loan.first_due_on, paid), loan.method
+        ):
+            status = "overdue" if inst.due_date < today else "future"
+            rows.append(
+                ScheduleRow(
+                    paid + inst.period,
+                    inst.due_date,
+                    inst.principal,
+                    inst.interest,
+                    inst.payment,
+                    inst.remaining,
+                    status,
+                )
+            )
+    overdue = [row for row in rows if row.status == "overdue"]
+    next_due = next((row for row in rows if row.status == "future"), None)
+    if next_due is not None:
+        next_due.status = "due"
+    request = (
+        CertificateRequest.select()
+        .where(CertificateRequest.loan == loan)
+        .order_by(CertificateRequest.id.desc())
+        .first()
+    )
+    certificate = None
+    if request is not None and request.certificate_id:
+        certificate = Certificate.get_or_none(Certificate.id == request.certificate_id)
+    return LoanView(
+        loan=loan,
+        role="borrower" if loan.depositor_id == depositor.id else "co_borrower",
+        rate=rate,
+        method_label=METHOD_LABELS.get(loan.method, loan.method),
+        schedule=rows,
+        repayments=repayments,
+        paid_periods=paid,
+        last_paid_due=scheduled[-1].due_on if scheduled else None,
+        next_due=next_due,
+        overdue=overdue,
+        settlement_request=request,
+        settlement_certificate=certificate,
+    )
+
+
+# --- payoff -------------------------------------------------------------------------------
+
+
+@dataclass
+class PayoffQuote:
+    loan: Loan
+    on: date
+    rate: Decimal
+    last_due: date
+    principal: Decimal = ZERO
+    interest: Decimal = ZERO
+    total: Decimal = ZERO
+    refused: str | None = None
+    assumed_periods: int = 0  # instalments assumed paid as scheduled before ``on``
+
+
+def payoff_quote(view: LoanView, on: date, today: date) -> PayoffQuote:
+    """The early-full-repayment amount on ``on`` (today, or a later day for the calculator).
+
+    Instalments due before ``on`` (from today on) are assumed paid as scheduled; interest runs
+    from the last due date to ``on`` (``rules.money.payoff_amount``).
+    """
+    loan = view.loan
+    last_due = view.last_paid_due or loan.disbursed_on
+    quote = PayoffQuote(loan=loan, on=on, rate=view.rate, last_due=last_due)
+    if loan.status != "active":
+        quote.refused = "该笔贷款已结清。"
+        return quote
+    if view.overdue:
+        quote.refused = (
+            f"您的贷款有 {len(view.overdue)} 期逾期未还（共 {view.overdue_amount:,.2f} 元），"
+            "请先归还逾期款项后再办理提前还清。"
+        )
+        return quote
+    outstanding = loan.outstanding
+    for row in view.schedule:
+        if row.status != "paid" and today <= row.due_on < on:
+            outstanding = row.remaining
+            last_due = row.due_on
+            quote.assumed_periods += 1
+    quote.last_due = last_due
+    principal, interest, total = payoff_amount(outstanding, view.rate, last_due, on)
+    quote.principal, quote.interest, quote.total = principal, interest, total
+    return quote
+
+
+@dataclass
+class PayoffPlan:
+    quote: PayoffQuote
+    balance: Decimal
+    offset: Decimal
+    rest: Decimal
+    card_masked: str
+    can_use_balance: bool
+    reasons: list[str] = field(default_factory=list)
+    pending: Payout | None = None
+
+
+def payoff_plan(
+    depositor: Depositor, loan_id: int, today: date, use_balance: bool = True
+) -> PayoffPlan:
+    """What the confirmation page shows: amount, the HPF-balance part and the rest."""
+    view = loan_view(depositor, loan_id, today)
+    account = Account.get_or_none(Account.depositor == depositor)
+    return _plan(depositor, view, account, today, use_balance)
+
+
+def _plan(depositor, view: LoanView, account, today, use_balance) -> PayoffPlan:
+    quote = payoff_quote(view, today, today)
+    reasons = [quote.refused] if quote.refused else []
+    if view.role != "borrower":
+        reasons.append("提前还清须由借款人本人办理。")
+    can_use = account is not None and account.status in ("正常", "封存") and account.balance > 0
+    balance = account.balance if account is not None else ZERO
+    offset = min(balance, quote.total) if (use_balance and can_use) else ZERO
+    rest = quote.total - offset
+    pending = None
+    if account is not None:
+        pending = (
+            Payout.select()
+            .where(
+                (Payout.account == account)
+                & (Payout.kind == "loan_offset")
+                & (Payout.status == PENDING)
+            )
+            .first()
+        )
+        if pending is not None:
+            reasons.append("您有一笔提前还款正在办理中，请勿重复提交。")
+    else:
+        reasons.append("未查询到您的住房公积金个人账户，请联系 12329。")
+    if rest > 0 and not depositor.bank_card and not reasons:
+        reasons.append("剩余款项需从本人银行卡支付，请先在“信息变更”中登记本人借记卡。")
+    return PayoffPlan(
+        quote=quote,
+        balance=balance,
+        offset=offset,
+        rest=rest,
+        card_masked=mask_bank_card(depositor.bank_card) if depositor.bank_card else "",
+        can_use_balance=can_use,
+        reasons=reasons,
+        pending=pending,
+    )
+
+
+def payoff_key(loan_id: int, token: str) -> str:
+    return f"payoff:{loan_id}:{token}"
+
+
+def early_repay(
+    depositor: Depositor,
+    loan_id: int,
+    token: str,
+    use_balance: bool,
+    challenge_id: int | None,
+    code: str,
+    today: date,
+    actor: str | None = None,
+) -> Payout:
+    """Settle the loan in full today, exactly once (see :mod:`portal.services.payouts`)."""
+    token = check_token(token)
+    key = payoff_key(loan_id, token)
+    actor = actor or f"depositor:{depositor.id}"
+    code_error = None
+    with write_tx():
+        account = locked(Account.select().where(Account.depositor == depositor)).first()
+        loan = locked(own_loans_query(depositor).where(Loan.id == loan_id)).first()
+        if loan is None:
+            raise NotFound(loan_id)
+        payout = Payout.get_or_none(Payout.idempotency_key == key)
+        if payout is None:
+            person = Depositor.get_by_id(depositor.id)
+            view = _view(loan, person, today)
+            plan = _plan(person, view, account, today, use_balance)
+            if plan.reasons:
+                raise Refused(plan.reasons[0])
+            code_error = verify_action_code(person, PAYOFF_PURPOSE, challenge_id, code)
+            if code_error is None:
+                won = (
+                    Loan.update(version=Loan.version + 1)
+                    .where((Loan.id == loan.id) & (Loan.version == loan.version))
+                    .execute()
+                ) and (
+                    Account.update(version=Account.version + 1)
+                    .where((Account.id == account.id) & (Account.version == account.version))
+                    .execute()
+                )
+                if not won:
+                    raise Refused("贷款信息已变化，请刷新页面后重试。")
+                q = plan.quote
+                payout = Payout.create(
+                    account=account,
+                    kind="loan_offset",
+                    amount=plan.offset,
+                    idempotency_key=key,
+                    status=PENDING,
+                    bank_card=person.bank_card if plan.rest > 0 else None,
+                    requested_by=actor,
+                    detail={
+                        "loan_id": loan.id,
+                        "contract_no": loan.contract_no,
+                        "on": today.isoformat(),
+                        "principal": str(q.principal),
+                        "interest": str(q.interest),
+                        "total": str(q.total),
+                        "offset": str(plan.offset),
+                        "rest": str(plan.rest),
+                        "rate": str(q.rate),
+                        "last_due": q.last_due.isoformat(),
+                    },
+                )
+                audit.record(
+                    actor,
+                    "payout.pending",
+                    "payout",
+                    payout.id,
+                    kind="loan_offset",
+                    loan=loan.contract_no,
+                    total=str(q.total),
+                    offset=str(plan.offset),
+                )
+        elif account is None or payout.account_id != account.id:
+            raise Refused("请求无效，请刷新页面后重新提交。")
+    if code_error:
+        raise CodeRejected(code_error)
+    return complete(payout)
+
+
+def apply_early_settlement(payout: Payout) -> None:
+    """Effects of a confirmed early repayment (called once, inside the confirming transaction)."""
+    d = payout.detail
+    day = date.fromisoformat(d["on"])
+    loan = locked(Loan.select().where(Loan.id == d["loan_id"])).get()
+    principal, interest = Decimal(d["principal"]), Decimal(d["interest"])
+    offset, rest = Decimal(d["offset"]), Decimal(d["rest"])
+    offset_interest = min(offset, interest)
+    offset_principal = offset - offset_interest
+    rows = []
+    if offset > 0:
+        rows.append(("offset", offset_principal, offset_interest, offset))
+    if rest > 0:
+        rows.append(("early", principal - offset_principal, interest - offset_interest, rest))
+    for i, (kind, part_principal, part_interest, amount) in enumerate(rows):
+        LoanRepayment.create(
+            loan=loan,
+            paid_on=day,
+            principal=part_principal,
+            interest=part_interest,
+            amount=amount,
+            kind=kind,
+            idempotency_key=payout.idempotency_key if i == 0 else None,
+        )
+    if offset > 0:
+        account = locked(Account.select().where(Account.id == payout.account_id)).get()
+        DepositRecord.create(
+            account=account,
+            kind="提取",
+            posted_on=day,
+            amount=-offset,
+            balance_after=account.balance - offset,
+            memo=f"冲还贷：提前还清贷款 {loan.contract_no}",
+        )
+        Account.update(balance=Account.balance - offset, version=Account.version + 1).where(
+            Account.id == account.id
+        ).execute()
+    Loan.update(
+        outstanding=ZERO,
+        status="settled",
+        settled_on=day,
+        settled_kind="early",
+        version=Loan.version + 1,
+    ).where(Loan.id == loan.id).execute()
+
+
+def own_payoff(depositor: Depositor, loan_id: int, payout_id: int) -> Payout:
+    payout = (
+        Payout.select()
+        .join(Account)
+        .where(
+            (Payout.id == payout_id)
+            & (Payout.kind == "loan_offset")
+            & (Account.depositor == depositor)
+        )
+        .first()
+    )
+    if payout is None or payout.detail.get("loan_id") != loan_id:
+        raise NotFound(payout_id)
+    return payout
+
+
+def find_payoff(depositor: Depositor, loan_id: int, token: str) -> Payout | None:
+    try:
+        token = check_token(token)
+    except Refused:
+        return None
+    payout = Payout.get_or_none(Payout.idempotency_key == payoff_key(loan_id, token))
+    if payout is None or payout.account.depositor_id != depositor.id:
+        return None
+    return payout
+
+
+# --- the loan-settlement certificate request ----------------------------------------------
+
+
+def request_settlement_certificate(
+    depositor: Depositor, loan_id: int, actor: str | None = None
+) -> CertificateRequest:
+    """Ask for the 贷款结清证明 of a settled loan; an official issues it on the intranet."""
+    actor = actor or f"depositor:{depositor.id}"
+    with write_tx():
+        loan = locked(Loan.select().where((Loan.id == loan_id) & (Loan.depositor == depositor)))
+        loan = loan.first()
+        if loan is None:
+            raise NotFound(loan_id)
+        if loan.status != "settled":
+            raise Refused("贷款结清后方可申请贷款结清证明。")
+        open_request = (
+            CertificateRequest.select()
+            .where(
+                (CertificateRequest.loan == loan)
+                & CertificateRequest.status.in_(("pending", "issued"))
+            )
+            .first()
+        )
+        if open_request is not None:
+            raise Refused(
+                "您已申请过该笔贷款的结清证明（"
+                f"{REQUEST_STATUS_LABELS[open_request.status]}），请勿重复申请。"
+            )
+        request = CertificateRequest.create(loan=loan, source="online", status="pending")
+        audit.record(actor, "settlement_certificate.requested", "loan", loan.id, request=request.id)
+    return request
+
+
+# --- quota trial (可贷额度试算) -------------------------------------------------------------
+
+
+@dataclass
+class QuotaTrial:
+    quota: LoanQuota
+    rate: Decimal
+    balance: Decimal
+    income: Decimal
+    ceiling: Decimal
+    multiple: Decimal
+    ratio: Decimal
+    existing_payments: Decimal
+    notes: list[str]
+
+
+def _setting(key: str, on: date, default: str) -> Decimal:
+    return Decimal(settings.value_on(key, on, default))
+
+
+def quota_trial(
+    depositor: Depositor,
+    monthly_income: Decimal,
+    today: date,
+    term_years: int | None = None,
+    first_home: bool = True,
+) -> QuotaTrial:
+    """可贷额度试算 with the center's settings on ``today`` (``rules.money.loan_quota``)."""
+    account = Account.get_or_none(Account.depositor == depositor)
+    balance = account.balance if account else ZERO
+    term_months = term_years * 12 if term_years else None
+    table = rate_table()
+    active = [v for v in list_loans(depositor, today) if v.active]
+    existing = sum((v.next_due.payment if v.next_due else ZERO for v in active), ZERO)
+    ceiling = _setting("loan_ceiling", today, "600000")
+    multiple = _setting("loan_balance_multiple", today, "15")
+    ratio = _setting("loan_repayment_ratio", today, "0.5")
+    years_after = int(_setting("loan_years_after_retirement", today, "5"))
+
+    def trial(rate: Decimal) -> LoanQuota:
+        return loan_quota(
+            balance,
+            monthly_income,
+            ceiling=ceiling,
+            balance_multiple=multiple,
+            repayment_ratio=ratio,
+            rate=rate,
+            birth=depositor.birth_date,
+            category=depositor.retirement_category,
+            today=today,
+            existing_monthly_payments=existing,
+            requested_term_months=term_months,
+            years_after_retirement=years_after,
+        )
+
+    rate = rate_for(table, today, term_months or 360, first_home)
+    quota = trial(rate)
+    if quota.term_months:  # the age limit may shorten the term into the other rate band
+        fitting = rate_for(table, today, quota.term_months, first_home)
+        if fitting != rate:
+            rate, quota = fitting, trial(fitting)
+    notes = []
+    if active:
+        notes.append(
+            "您有未结清的住房公积金贷款，结清前不能再次申请住房公积金贷款；"
+            "试算已扣除现有贷款的月还款额。"
+        )
+    if account is None or account.status != "正常":
+        notes.append("申请住房公积金贷款须账户处于正常缴存状态。")
+    return QuotaTrial(
+        quota=quota,
+        rate=rate,
+        balance=balance,
+        income=monthly_income,
+        ceiling=ceiling,
+        multiple=multiple,
+        ratio=ratio,
+        existing_payments=existing,
+        notes=notes,
+    )
+
+
+def payoff_calendar_limit(today: date) -> date:
+    return today + timedelta(days=CALCULATOR_DAYS)
