@@ -300,6 +300,29 @@ def add_setting(
     return row
 
 
+RATE_LABELS = {
+    "first_le5": "首套≤5年",
+    "first_gt5": "首套>5年",
+    "second_le5": "二套≤5年",
+    "second_gt5": "二套>5年",
+}
+
+
+def display_value(key: str, value: str) -> str:
+    """A setting value as people read it: rates in percent, amounts in yuan."""
+    spec = SPECS.get(key)
+    if spec is None:
+        return value
+    if spec.kind == "rates":
+        data = json.loads(value)
+        return "；".join(f"{RATE_LABELS[k]} {Decimal(data[k]) * 100:.3f}%" for k in RATE_KEYS)
+    if spec.kind == "rate":
+        return f"{Decimal(value) * 100:.2f}%" if key != "loan_repayment_ratio" else value
+    if spec.kind == "percent":
+        return f"{value}%"
+    return value
+
+
 def settings_table() -> list[tuple[SettingSpec, list[Setting]]]:
     rows: dict[str, list[Setting]] = {}
     for row in Setting.select().order_by(Setting.key, Setting.effective_from.desc()):
