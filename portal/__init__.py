@@ -57,10 +57,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     from portal.intranet.admin import bp as admin_bp
     from portal.intranet.routes import bp as intranet_bp
     from portal.public.employer import bp as employer_bp
+    from portal.public.guides import bp as guides_bp
     from portal.public.hall import bp as hall_bp
     from portal.public.routes import bp as public_bp
 
     app.register_blueprint(public_bp)
+    app.register_blueprint(guides_bp)
     app.register_blueprint(hall_bp)
     app.register_blueprint(employer_bp)
     app.register_blueprint(auth_bp)
@@ -76,6 +78,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(ledger_bp)
     app.register_blueprint(platform_files_bp)
     app.cli.add_command(platform_cli)
+
+    from portal.intranet.board import bp as board_bp
+
+    app.register_blueprint(board_bp)
     if app.config["DEV_SMS_PAGE"]:
         from portal.auth.dev import bp as dev_bp
 
@@ -85,6 +91,10 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     cli.init_app(app)
     _errors(app)
+
+    from portal.services import payouts
+
+    payouts.init_app(app)  # `flask payouts reconcile`, and reconcile pending payouts on start
 
     @app.get("/healthz")
     def healthz():

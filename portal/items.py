@@ -151,3 +151,69 @@ def get(code: str) -> Item:
 def proxy_items() -> list[Item]:
     """Items that reach the boards as cases for our own depositors (not online here)."""
     return [item for item in ITEMS if not item.online]
+
+
+# --- what the public service guides (办事指南) add to the configuration above ---------------
+
+ONLINE_CHANNELS = {
+    "query": ("网上业务大厅", "手机APP", "微信公众号", "官方网站", "12329热线"),
+    "usage_certificate": ("网上业务大厅", "手机APP", "官方网站"),
+    "retirement_withdrawal": ("网上业务大厅", "手机APP", "官方网站"),
+    "early_repayment": ("网上业务大厅", "手机APP", "官方网站"),
+    "employer_change": ("单位网上业务大厅", "官方网站"),
+    "individual_change": ("网上业务大厅", "手机APP", "官方网站"),
+}
+
+ELIGIBILITY = {
+    "query": "在本中心缴存住房公积金或办理住房公积金贷款的职工。",
+    "usage_certificate": "在本中心缴存住房公积金、需向异地申请住房公积金贷款的职工。",
+    "retirement_withdrawal": "达到法定退休年龄或已办理退休手续的本中心缴存职工；"
+    "有未结清的住房公积金贷款、账户冻结或销户的除外。",
+    "employer_registration": "在本中心所辖区域内设立、需为职工缴存住房公积金的单位。",
+    "employer_change": "在本中心缴存住房公积金的单位，缴存比例、联系人等信息发生变化的。",
+    "individual_change": "本中心缴存职工，手机号码、提取银行卡、通讯地址等信息发生变化的。",
+    "purchase_withdrawal": "购买自住住房的本中心缴存职工及其配偶，在规定期限内申请。",
+    "settlement_certificate": "在本中心贷款且已全部还清住房公积金个人住房贷款的借款人。",
+    "early_repayment": "在本中心有住房公积金贷款、无逾期欠款的借款人。",
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    title: str
+    actor: str
+    limit: str = ""
+
+
+def steps(item: Item) -> list[Step]:
+    """The steps of an item and who does each, as the guide describes them."""
+    if item.online:
+        return [
+            Step("登录网上业务大厅（或手机APP、官方网站）", "申请人"),
+            Step("身份认证：证件号码、密码和短信验证码", "申请人"),
+            Step("在线填写并确认，需要时再次输入验证码", "申请人"),
+            Step("系统即时办结，结果在线查看或下载", "本中心", "即时办结"),
+        ]
+    return [
+        Step("到就近公积金中心“跨省通办”服务专柜提出申请，填写申请表并提交证明材料", "申请人"),
+        Step(
+            "核实材料，通过全国住房公积金监管服务平台传递至缴存地中心",
+            "受理地中心",
+            f"{OUTBOUND_VERIFY_WORKDAYS} 个工作日内",
+        ),
+        Step("联络人接收申请并分发至职工缴存管理部", "缴存地中心联络人"),
+        Step(
+            "管理部按规定办理", "缴存地中心管理部", f"{INBOUND_DONE_WORKDAYS} 个工作日内办结并反馈"
+        ),
+        Step("联络人通过平台将办结材料反馈受理地中心；需要时邮寄纸质材料", "缴存地中心联络人"),
+        Step("受理地中心通知申请人并将材料装订归档", "受理地中心"),
+    ]
+
+
+def time_limit(item: Item) -> str:
+    if item.online:
+        return "即时办结"
+    return (
+        f"受理地中心 {OUTBOUND_VERIFY_WORKDAYS} 个工作日内核实并传递；"
+        f"缴存地中心 {INBOUND_DONE_WORKDAYS} 个工作日内办结并反馈"
+    )
