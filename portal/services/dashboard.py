@@ -1,0 +1,193 @@
+"""The center's dashboard: aggregate figures only (no personal data), computed with GROUP BY
+queries so the cost does not grow with the number of depositors."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from peewee import fn
+
+from portal import items
+from portal.models import CaseEvent, Center, Certificate, ChangeRecord, Payout, ProxyCase
+from portal.rules import casestates
+from portal.rules.casestates import INBOUND, OUTBOUND
+from portal.rules.workdays import workdays_between
+
+
+@dataclass
+class Bar:
+    label: str
+    value: float
+    note: str = ""
+
+
+@dataclass
+class Dashboard:
+    today: date
+    by_item: list[tuple[str, int, int]] = field(default_factory=list)  # name, outbound, inbound
+    by_state: dict[str, list[Bar]] = field(default_factory=dict)
+    open_total: int = 0
+    overdue_total: int = 0
+    overdue_by_direction: dict[str, int] = field(default_factory=dict)
+    avg_workdays: list[Bar] = field(default_factory=list)
+    peers_by_month: list[tuple[str, list[Bar]]] = field(default_factory=list)
+    peers_by_day: list[tuple[str, list[Bar]]] = field(default_factory=list)
+    online_by_month: list[Bar] = field(default_factory=list)
+    online_totals: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def max_item(self) -> int:
+        return max([o + i for _, o, i in self.by_item] or [1]) or 1
+
+
+def _month_starts(today: date, months: int) -> list[date]:
+    starts, d = [], date(today.year, today.month, 1)
+    for _ in range(months):
+        starts.append(d)
+        d = date(d.year - 1, 12, 1) if d.month == 1 else date(d.year, d.month - 1, 1)
+    return list(reversed(starts))
+
+
+def build(today: date, overrides=None) -> Dashboard:
+    dash = Dashboard(today=today)
+
+    # cases by item and direction, and by state
+    counts = defaultdict(int)
+    for item, direction, state, n in (
+        ProxyCase.select(
+            ProxyCase.item, ProxyCase.direction, ProxyCase.state, fn.COUNT(ProxyCase.id)
+        )
+        .group_by(ProxyCase.item, ProxyCase.direction, ProxyCase.state)
+        .tuples()
+    ):
+        counts[(item, direction, state)] = n
+    for item in items.ITEMS:
+        out = sum(n for (i, d, _s), n in counts.items() if i == item.code and d == OUTBOUND)
+        inn = sum(n for (i, d, _s), n in counts.items() if i == item.code and d == INBOUND)
+        if out or inn:
+            dash.by_item.append((item.short, out, inn))
+    for direction in (OUTBOUND, INBOUND):
+        dash.by_state[direction] = [
+            Bar(
+                casestates.label(direction, state),
+                sum(n for (_i, d, s), n in counts.items() if d == direction and s == state),
+            )
+            for state in casestates.COLUMNS[direction]
+        ]
+        dash.overdue_by_direction[direction] = (
+            ProxyCase.select()
+            .where(
+                (ProxyCase.direction == direction)
+                & ProxyCase.state.in_(casestates.CLOCK_STATES[direction])
+                & (ProxyCase.deadline < today)
+            )
+            .count()
+        )
+    dash.open_total = sum(n for (_i, d, s), n in counts.items() if casestates.is_open(d, s))
+    dash.overdue_total = sum(dash.overdue_by_direction.values())
+
+    # average working days from the clock start to the case's last move into a final state
+    finals = [s for d in (OUTBOUND, INBOUND) for s in casestates.FINAL[d] if s != "rejected"]
+    done = (
+        ProxyCase.select(
+            ProxyCase.item, ProxyCase.clock_start, fn.MAX(CaseEvent.created_at).alias("finished")
+        )
+        .join(CaseEvent)
+        .where(ProxyCase.state.in_(finals) & CaseEvent.to_state.in_(finals))
+        .group_by(ProxyCase.id, ProxyCase.item, ProxyCase.clock_start)
+        .tuples()
+    )
+    spans = defaultdict(list)
+    for item, start, finished in done:
+        if isinstance(finished, str):
+            finished = datetime.fromisoformat(finished)
+        spans[item].append(max(0, workdays_between(start, finished.date(), overrides)))
+    for item in items.ITEMS:
+        if spans.get(item.code):
+            values = spans[item.code]
+            dash.avg_workdays.append(
+                Bar(item.short, round(sum(values) / len(values), 1), f"{len(values)} 件")
+            )
+
+    # volumes with each peer center: cases opened per month (12) and per day (14)
+    months = _month_starts(today, 12)
+    days = [today - timedelta(days=i) for i in range(13, -1, -1)]
+    since = min(months[0], days[0])
+    per_center = defaultdict(lambda: defaultdict(int))
+    for code, created in (
+        ProxyCase.select(Center.code, ProxyCase.clock_start)
+        .join(Center)
+        .where(ProxyCase.clock_start >= since)
+        .tuples()
+    ):
+        per_center[code][created] += 1
+    for center in Center.select().where(~Center.is_self).order_by(Center.code):
+        by_day = per_center.get(center.code, {})
+        monthly = []
+        for i, start in enumerate(months):
+            end = months[i + 1] if i + 1 < len(months) else date.max
+            monthly.append(
+                Bar(f"{start:%y-%m}", sum(n for d, n in by_day.items() if start <= d < end))
+            )
+        dash.peers_by_month.append((center.name, monthly))
+        dash.peers_by_day.append((center.name, [Bar(f"{d:%m-%d}", by_day.get(d, 0)) for d in days]))
+
+    # online items done (certificates issued, payouts confirmed, changes made) per month
+    start = months[0]
+    start_dt = datetime(start.year, start.month, 1)
+    online = defaultdict(int)
+    totals = defaultdict(int)
+    for (at,) in (
+        Certificate.select(Certificate.issued_at).where(Certificate.issued_at >= start_dt).tuples()
+    ):
+        online[_month(at)] += 1
+        totals["证明出具"] += 1
+    for (at,) in (
+        Payout.select(Payout.confirmed_at)
+        .where((Payout.status == "confirmed") & (Payout.confirmed_at >= start_dt))
+        .tuples()
+    ):
+        online[_month(at)] += 1
+        totals["提取与还贷"] += 1
+    for (at,) in (
+        ChangeRecord.select(ChangeRecord.changed_at)
+        .where((ChangeRecord.channel == "online") & (ChangeRecord.changed_at >= start_dt))
+        .tuples()
+    ):
+        online[_month(at)] += 1
+        totals["信息变更"] += 1
+    dash.online_by_month = [Bar(f"{m:%y-%m}", online.get(f"{m:%Y-%m}", 0)) for m in months]
+    dash.online_totals = dict(totals)
+    return dash
+
+
+def _month(value) -> str:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return f"{value:%Y-%m}"
+
+
+def rows_for_export(dash: Dashboard) -> dict[str, list[list]]:
+    """The dashboard's figures as sheets of rows (for the Excel export)."""
+    sheets = {
+        "按事项": [["事项", "外地业务", "本地业务"]] + [list(r) for r in dash.by_item],
+        "按状态": [["方向", "状态", "件数"]]
+        + [
+            [("外地业务" if d == OUTBOUND else "本地业务"), b.label, b.value]
+            for d, bars in dash.by_state.items()
+            for b in bars
+        ],
+        "超期": [["方向", "超期件数"]]
+        + [
+            [("外地业务" if d == OUTBOUND else "本地业务"), n]
+            for d, n in dash.overdue_by_direction.items()
+        ],
+        "平均办结工作日": [["事项", "平均工作日", "件数"]]
+        + [[b.label, b.value, b.note] for b in dash.avg_workdays],
+        "合作中心按月": [["中心", "月份", "件数"]]
+        + [[name, b.label, b.value] for name, bars in dash.peers_by_month for b in bars],
+        "网办按月": [["月份", "件数"]] + [[b.label, b.value] for b in dash.online_by_month],
+    }
+    return sheets
