@@ -30,6 +30,7 @@ from portal.models import (
     StaffUser,
     utcnow,
 )
+from portal.platform.signing import demo_peer_public_key
 from portal.rules import casestates
 from portal.rules.casestates import INBOUND, OUTBOUND
 from portal.rules.dates import add_months
@@ -275,6 +276,7 @@ def load(today: date, seed: int = SEED, size: int = 500, log=print) -> DemoSumma
                 phone="12329",
                 online_items=items,
                 hall_url=f"https://gjj.example.invalid/{c}",
+                public_key=demo_peer_public_key(c),  # deterministic demo key (platform files)
             )
             for c, n, reg, items in PEERS
         ]
@@ -593,6 +595,18 @@ def _workdays_back(today: date, n: int) -> date:
     return d
 
 
+def _event_time(start: date, today: date, i: int, steps: int) -> datetime:
+    """When the i-th move of a case happened: spread over the working days it has been open."""
+    span = 0
+    d = start
+    while d < today and span < 12:
+        d += timedelta(days=1)
+        if is_workday(d):
+            span += 1
+    day = add_workdays(start, round(i * span / max(1, steps - 1))) if span else start
+    return datetime(day.year, day.month, day.day, 2 + i, 0)  # 10:00 onwards, Beijing time
+
+
 def _cases(g: _Gen, peers, departments, staff, depositors, today: date) -> int:
     seq = 0
     from portal import items as item_config
@@ -702,7 +716,7 @@ def _cases(g: _Gen, peers, departments, staff, depositors, today: date) -> int:
                         action="move",
                         from_state=path[i - 1],
                         to_state=path[i],
-                        created_at=at + timedelta(hours=3 * i),
+                        created_at=_event_time(start, today, i, len(path)),
                     )
     return seq
 
