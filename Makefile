@@ -8,7 +8,7 @@ PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: install system-deps run migrate seed test test-unit test-pg test-e2e lint format clean
+.PHONY: install system-deps run serve migrate seed test test-unit test-pg test-e2e lint format clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ seed: migrate
 
 run: seed
 	$(FLASK) run --host $(HOST) --port $(PORT)
+
+# Production-style serving: gunicorn with gunicorn.conf.py (set PORTAL_ENV=production and the
+# secrets in the environment; see .env.example and deploy/nginx.conf.example).
+serve: migrate
+	$(BIN)/gunicorn --config gunicorn.conf.py 'portal:create_app()'
 
 test: install system-deps lint test-unit test-pg test-e2e
 
