@@ -43,7 +43,18 @@ def create_app(overrides: dict | None = None) -> Flask:
     from portal import access, filters, security, sessions, storage
     from portal.services import sms
 
-    app.session_interface = sessions.DatabaseSessionInterface()
+    app.session_interface = sessions.ServerSessionInterface()
+    if app.config["REDIS_URL"]:
+        from datetime import timedelta
+
+        import redis
+
+        client = redis.Redis.from_url(app.config["REDIS_URL"])
+        sessions.configure(
+            sessions.RedisStore(client, timedelta(hours=app.config["SESSION_MAX_HOURS"]))
+        )
+    else:
+        sessions.configure(sessions.DatabaseStore())
     access.login_manager.init_app(app)
     csrf.init_app(app)
     babel.init_app(app)

@@ -10,7 +10,8 @@ from flask import current_app
 
 from portal import migrate
 from portal.db import db
-from portal.models import Center, StaffUser, WebSession, utcnow
+from portal.models import Center, StaffUser, utcnow
+from portal.sessions import end_sessions_for
 
 
 def init_app(app):
@@ -137,7 +138,7 @@ def staff_reset_totp(username):
         StaffUser.update(totp_secret=None, totp_confirmed=False, totp_last_step=0).where(
             StaffUser.id == user.id
         ).execute()
-        WebSession.delete().where(WebSession.principal == f"s:{user.id}").execute()
+        end_sessions_for(f"s:{user.id}")
         audit.record("cli", "staff.reset_totp", "staff", user.id, username=username)
     click.echo(f"TOTP cleared for {username}; their sessions were ended.")
 

@@ -1,16 +1,21 @@
-"""Server-side sessions stored in the ``web_session`` table.
+"""Server-side sessions.
 
-The cookie carries only a random id. Deleting the row (logout, account disabled) ends the
-session on the server, so a copied cookie stops working. Idle limits depend on who is logged
-in (staff 15 minutes, public 10); no session outlives ``SESSION_MAX_HOURS``. Background
-polling (requests with ``X-Portal-Poll: 1``) does not count as activity.
+The cookie carries only a random id; the data lives in a store on the server: the
+``web_session`` table by default, or Redis when ``PORTAL_REDIS_URL`` is set (several
+instances). Deleting the record (logout, account disabled) ends the session on the server, so a
+copied cookie stops working. Idle limits depend on who is logged in (staff 15 minutes, public
+10); no session outlives ``SESSION_MAX_HOURS``. Background polling (requests with
+``X-Portal-Poll: 1``) does not count as activity.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from flask import request
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
@@ -19,15 +24,142 @@ from portal.models import WebSession, utcnow
 TOUCH_EVERY = timedelta(seconds=30)
 
 
+@dataclass
+class Record:
+    principal: str | None
+    data: dict
+    created_at: datetime
+    last_seen: datetime
+
+
+class DatabaseStore:
+    """Sessions in the ``web_session`` table (the single-machine default)."""
+
+    def load(self, sid: str) -> Record | None:
+        row = WebSession.get_or_none(WebSession.sid == sid)
+        if row is None:
+            return None
+        return Record(row.principal, row.data or {}, row.created_at, row.last_seen)
+
+    def create(self, sid: str, principal: str | None, data: dict, now: datetime) -> None:
+        WebSession.insert(
+            sid=sid, principal=principal, data=data, created_at=now, last_seen=now
+        ).execute()
+
+    def update(self, sid: str, **fields) -> None:
+        WebSession.update(**fields).where(WebSession.sid == sid).execute()
+
+    def delete(self, sid: str) -> None:
+        WebSession.delete().where(WebSession.sid == sid).execute()
+
+    def delete_principal(self, principal: str) -> int:
+        return WebSession.delete().where(WebSession.principal == principal).execute()
+
+    def count_principal(self, principal: str) -> int:
+        return WebSession.select().where(WebSession.principal == principal).count()
+
+
+class RedisStore:
+    """Sessions in Redis, shared by every portal instance. A set per principal lets an admin
+    end all of someone's sessions at once."""
+
+    def __init__(self, client, max_age: timedelta, prefix: str = "hpf:"):
+        self.r = client
+        self.ttl = int(max_age.total_seconds()) + 60
+        self.prefix = prefix
+
+    def _key(self, sid: str) -> str:
+        return f"{self.prefix}sess:{sid}"
+
+    def _pkey(self, principal: str) -> str:
+        return f"{self.prefix}principal:{principal}"
+
+    def load(self, sid: str) -> Record | None:
+        raw = self.r.get(self._key(sid))
+        if raw is None:
+            return None
+        doc = json.loads(raw)
+        return Record(
+            doc["principal"],
+            doc["data"],
+            datetime.fromisoformat(doc["created_at"]),
+            datetime.fromisoformat(doc["last_seen"]),
+        )
+
+    def _save(self, sid: str, record: Record) -> None:
+        doc = {
+            "principal": record.principal,
+            "data": record.data,
+            "created_at": record.created_at.isoformat(),
+            "last_seen": record.last_seen.isoformat(),
+        }
+        pipe = self.r.pipeline()
+        pipe.set(self._key(sid), json.dumps(doc), ex=self.ttl)
+        if record.principal:
+            pipe.sadd(self._pkey(record.principal), sid)
+            pipe.expire(self._pkey(record.principal), self.ttl)
+        pipe.execute()
+
+    def create(self, sid: str, principal: str | None, data: dict, now: datetime) -> None:
+        self._save(sid, Record(principal, data, now, now))
+
+    def update(self, sid: str, **fields) -> None:
+        record = self.load(sid)
+        if record is None:
+            return
+        for name, value in fields.items():
+            setattr(record, name, value)
+        self._save(sid, record)
+
+    def delete(self, sid: str) -> None:
+        record = self.load(sid)
+        self.r.delete(self._key(sid))
+        if record and record.principal:
+            self.r.srem(self._pkey(record.principal), sid)
+
+    def delete_principal(self, principal: str) -> int:
+        sids = [
+            s.decode() if isinstance(s, bytes) else s
+            for s in self.r.smembers(self._pkey(principal))
+        ]
+        if sids:
+            self.r.delete(*[self._key(s) for s in sids])
+        self.r.delete(self._pkey(principal))
+        return len(sids)
+
+    def count_principal(self, principal: str) -> int:
+        sids = self.r.smembers(self._pkey(principal))
+        return sum(
+            1 for s in sids if self.r.exists(self._key(s.decode() if isinstance(s, bytes) else s))
+        )
+
+
+_store: DatabaseStore | RedisStore = DatabaseStore()
+
+
+def configure(store) -> None:
+    global _store
+    _store = store
+
+
+def store():
+    return _store
+
+
+def end_sessions_for(principal: str) -> int:
+    """End every session of a person (account disabled, TOTP reset, password set)."""
+    return _store.delete_principal(principal)
+
+
 class ServerSession(CallbackDict, SessionMixin):
-    def __init__(self, initial=None, sid=None, new=False, row=None):
+    def __init__(self, initial=None, sid=None, new=False, record=None):
         def on_update(_self):
             _self.modified = True
 
         super().__init__(initial, on_update)
         self.sid = sid
         self.new = new
-        self.row = row
+        self.record = record
         self.modified = False
         self.rotate_from = None
 
@@ -40,17 +172,17 @@ class ServerSession(CallbackDict, SessionMixin):
         self.modified = True
 
     def end(self):
-        """Forget everything and delete the server row (logout)."""
+        """Forget everything and delete the server record (logout)."""
         self.clear()
         if self.sid and not self.new:
-            WebSession.delete().where(WebSession.sid == self.sid).execute()
+            _store.delete(self.sid)
         self.sid = None
         self.new = True
         self.modified = True
 
 
-def is_background(request) -> bool:
-    return request.headers.get("X-Portal-Poll") == "1"
+def is_background(req) -> bool:
+    return req.headers.get("X-Portal-Poll") == "1"
 
 
 def idle_limit(app, principal: str | None) -> timedelta:
@@ -59,59 +191,51 @@ def idle_limit(app, principal: str | None) -> timedelta:
     return timedelta(minutes=app.config["SESSION_IDLE_MINUTES_PUBLIC"])
 
 
-class DatabaseSessionInterface(SessionInterface):
-    def open_session(self, app, request):
-        sid = request.cookies.get(self.get_cookie_name(app))
+class ServerSessionInterface(SessionInterface):
+    def open_session(self, app, req):
+        sid = req.cookies.get(self.get_cookie_name(app))
         if not sid:
             return ServerSession(new=True)
-        row = WebSession.get_or_none(WebSession.sid == sid)
-        if row is None:
+        record = _store.load(sid)
+        if record is None:
             return ServerSession(new=True)
         now = utcnow()
-        expired = now - row.last_seen > idle_limit(app, row.principal) or (
-            now - row.created_at > timedelta(hours=app.config["SESSION_MAX_HOURS"])
+        expired = now - record.last_seen > idle_limit(app, record.principal) or (
+            now - record.created_at > timedelta(hours=app.config["SESSION_MAX_HOURS"])
         )
         if expired:
-            row.delete_instance()
+            _store.delete(sid)
             session = ServerSession(new=True)
             session["_expired"] = True
             return session
-        return ServerSession(row.data, sid=sid, row=row)
+        return ServerSession(record.data, sid=sid, record=record)
 
     def save_session(self, app, session, response):
         name = self.get_cookie_name(app)
         domain = self.get_cookie_domain(app)
         path = self.get_cookie_path(app)
         if session.rotate_from:
-            WebSession.delete().where(WebSession.sid == session.rotate_from).execute()
+            _store.delete(session.rotate_from)
         if not session:
             if session.sid and not session.new:
-                WebSession.delete().where(WebSession.sid == session.sid).execute()
-            if session.modified or request_had_cookie(name):
+                _store.delete(session.sid)
+            if session.modified or name in request.cookies:
                 response.delete_cookie(name, domain=domain, path=path)
             return
-        principal = _principal(session)
+        principal = session.get("_user_id")
         now = utcnow()
         if session.new or session.sid is None:
             session.sid = session.sid or secrets.token_urlsafe(32)
-            WebSession.insert(
-                sid=session.sid,
-                principal=principal,
-                data=dict(session),
-                created_at=now,
-                last_seen=now,
-            ).execute()
+            _store.create(session.sid, principal, dict(session), now)
         else:
-            from flask import request
-
             fields = {}
             if session.modified:
                 fields.update(data=dict(session), principal=principal)
-            if not is_background(request) and now - session.row.last_seen > TOUCH_EVERY:
+            if not is_background(request) and now - session.record.last_seen > TOUCH_EVERY:
                 fields["last_seen"] = now
             if fields:
-                WebSession.update(**fields).where(WebSession.sid == session.sid).execute()
-            if not session.new and not session.modified:
+                _store.update(session.sid, **fields)
+            if not session.modified:
                 return
         response.set_cookie(
             name,
@@ -122,13 +246,3 @@ class DatabaseSessionInterface(SessionInterface):
             path=path,
             domain=domain,
         )
-
-
-def request_had_cookie(name: str) -> bool:
-    from flask import request
-
-    return name in request.cookies
-
-
-def _principal(session) -> str | None:
-    return session.get("_user_id")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
-from portal.models import WebSession
+import pytest
+
+from portal.models import StaffUser, WebSession
 from tests.conftest import login_depositor, login_staff
 
 
@@ -59,3 +62,59 @@ def test_cookie_is_httponly_and_samesite(client, depositor):
     r = client.get("/login")
     cookie = r.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+@pytest.fixture
+def redis_store():
+    """Sessions in a real Redis (database 15), as several instances would share them."""
+    import redis
+
+    from portal import sessions
+
+    client = redis.Redis.from_url(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        if os.environ.get("CI") or os.environ.get("E2E_REQUIRED") == "1":
+            raise
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    client.flushdb()
+    store = sessions.RedisStore(client, timedelta(hours=8), prefix="test:")
+    previous = sessions.store()
+    sessions.configure(store)
+    yield store
+    sessions.configure(previous)
+    client.flushdb()
+
+
+def test_redis_sessions_log_in_out_and_end_everywhere(app, client, depositor, redis_store):
+    login_depositor(client, depositor)
+    sid = client.get_cookie("hpf_session").value
+    assert redis_store.load(sid).principal == f"d:{depositor.id}"
+    assert not WebSession.select().where(WebSession.sid == sid).exists()
+    other = app.test_client()  # a second browser (or instance) with the same cookie
+    other.set_cookie("hpf_session", sid)
+    assert other.get("/me/").status_code == 200
+    client.post("/logout")
+    assert redis_store.load(sid) is None
+    assert other.get("/me/").status_code == 302
+
+
+def test_redis_end_sessions_for_a_person(app, redis_store):
+    from portal.sessions import end_sessions_for
+
+    first = app.test_client()
+    login_staff(first, "auditor")
+
+    auditor = StaffUser.get(StaffUser.username == "auditor")
+    assert redis_store.count_principal(f"s:{auditor.id}") == 1
+    assert end_sessions_for(f"s:{auditor.id}") == 1
+    assert first.get("/staff/").status_code == 302
+
+
+def test_redis_idle_limit_applies(client, redis_store):
+    login_staff(client, "clerk")
+    sid = client.get_cookie("hpf_session").value
+    record = redis_store.load(sid)
+    redis_store.update(sid, last_seen=record.last_seen - timedelta(minutes=16))
+    assert client.get("/staff/").status_code == 302

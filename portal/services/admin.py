@@ -24,10 +24,10 @@ from portal.models import (
     Setting,
     StaffSetupToken,
     StaffUser,
-    WebSession,
     utcnow,
 )
 from portal.services import audit, identity
+from portal.sessions import end_sessions_for
 
 SETUP_HOURS = 72
 ROLES = ("clerk", "liaison", "handler", "official", "admin", "auditor")
@@ -122,7 +122,7 @@ def complete_setup(token: str, password: str, confirm: str) -> StaffUser:
             totp_confirmed=False,
             totp_last_step=0,
         ).where(StaffUser.id == user.id).execute()
-        WebSession.delete().where(WebSession.principal == f"s:{user.id}").execute()
+        end_sessions_for(f"s:{user.id}")
         audit.record(f"staff:{user.username}", "staff.setup_done", "staff", user.id)
     return user
 
@@ -133,7 +133,7 @@ def set_active(actor: str, user: StaffUser, active: bool, me: StaffUser) -> None
     with write_tx():
         StaffUser.update(active=active).where(StaffUser.id == user.id).execute()
         if not active:  # a disabled account loses its sessions at once
-            WebSession.delete().where(WebSession.principal == f"s:{user.id}").execute()
+            end_sessions_for(f"s:{user.id}")
         audit.record(
             actor,
             "staff.enable" if active else "staff.disable",
@@ -148,7 +148,7 @@ def reset_totp(actor: str, user: StaffUser) -> None:
         StaffUser.update(totp_secret=None, totp_confirmed=False, totp_last_step=0).where(
             StaffUser.id == user.id
         ).execute()
-        WebSession.delete().where(WebSession.principal == f"s:{user.id}").execute()
+        end_sessions_for(f"s:{user.id}")
         audit.record(actor, "staff.reset_totp", "staff", user.id, username=user.username)
 
 
