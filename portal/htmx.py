@@ -12,7 +12,14 @@ from flask import make_response, render_template, request
 
 
 def is_htmx() -> bool:
-    return request.headers.get("HX-Request") == "true" and not request.headers.get("HX-Boosted")
+    """An htmx request that wants a fragment: not boosted (wants the page) and not a history
+    restore after the back button (htmx keeps no history cache here, so it needs the page)."""
+    headers = request.headers
+    return (
+        headers.get("HX-Request") == "true"
+        and not headers.get("HX-Boosted")
+        and not headers.get("HX-History-Restore-Request")
+    )
 
 
 def render(page: str, fragment: str | None = None, status: int = 200, **context):

@@ -251,7 +251,11 @@ def settings():
     elif request.method == "POST":
         status = 422
     return render_template(
-        "intranet/admin/settings.html", form=form, table=admin.settings_table(), today=local_today()
+        "intranet/admin/settings.html",
+        form=form,
+        table=admin.settings_table(),
+        today=local_today(),
+        show=admin.display_value,
     ), status
 
 

@@ -6,6 +6,7 @@ open any case's page and materials; everything here is staff only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import quote
 
 from flask import (
@@ -26,6 +27,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from portal import htmx, items
 from portal.access import guard_kind, require_roles
 from portal.filters import local_today
+from portal.forms import choices
 from portal.intranet import counter_forms as forms
 from portal.services import counter, forms_pdf, materials, settings
 from portal.services.counter import ACCEPT_ROLES, VIEW_ROLES
@@ -36,13 +38,36 @@ bp.before_request(guard_kind("staff", VIEW_ROLES))
 UPLOAD_ROLES = ("clerk", "handler", "liaison")
 
 
+@dataclass
+class NavLink:
+    key: str
+    label: str
+    url: str
+
+
+@bp.app_template_global("staff_counter_links")
+def staff_counter_links() -> list[NavLink]:
+    """窗口受理, 台账 and (liaison) 平台文件 in the staff navigation, per role."""
+    if not current_user.is_authenticated or current_user.kind != "staff":
+        return []
+    role = current_user.role
+    links = []
+    if role in ACCEPT_ROLES:
+        links.append(NavLink("counter", "窗口受理", url_for("counter.start")))
+    if role in counter.LEDGER_ROLES:
+        links.append(NavLink("ledger", "台账", url_for("ledger.index")))
+    if role == "liaison":
+        links.append(NavLink("platform", "平台文件", url_for("platform_files.index")))
+    return links
+
+
 def download(data: bytes, filename: str, content_type: str, inline: bool = False):
     """Bytes as a download with a UTF-8 file name; never sniffed, never cached."""
     response = make_response(data)
     response.headers["Content-Type"] = content_type
     ascii_name = "".join(c if c.isascii() and c.isalnum() or c in "-_." else "_" for c in filename)
     response.headers["Content-Disposition"] = (
-        f"{'inline' if inline else 'attachment'}; filename=\"{ascii_name}\"; "
+        f'{"inline" if inline else "attachment"}; filename="{ascii_name}"; '
         f"filename*=UTF-8''{quote(filename)}"
     )
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -184,7 +209,9 @@ def create_case():
             "warning",
         )
     else:
-        flash(_("已受理，编号 %(no)s。请打印申请表、授权书和受理回执。", no=case.case_no), "success")
+        flash(
+            _("已受理，编号 %(no)s。请打印申请表、授权书和受理回执。", no=case.case_no), "success"
+        )
     target = url_for(".case_page", case_no=case.case_no)
     if htmx.is_htmx():
         return htmx.location(target)
@@ -204,7 +231,7 @@ def _case_or_404(case_no: str):
 def _upload_form(case, bind: bool = True):
     """The upload form; ``bind=False`` when the request body must not be read (413)."""
     form = forms.UploadForm() if bind else forms.UploadForm(formdata=None)
-    form.material.choices = materials.material_choices(case)
+    form.material.choices = choices(materials.material_choices(case))
     return form
 
 
@@ -222,8 +249,12 @@ def _render_case(case, upload_form=None, status=200):
         attachments=materials.list_for(case),
         upload_form=upload_form or _upload_form(case),
         may_upload=current_user.role in UPLOAD_ROLES,
+        board_link=url_for("board.case_detail", case_id=case.id)
+        if "board.case_detail" in current_app.view_functions
+        else None,
         checklist=[
-            (m.name, bool((case.checklist or {}).get(m.code))) for m in items.get(case.item).materials
+            (m.name, bool((case.checklist or {}).get(m.code)))
+            for m in items.get(case.item).materials
         ],
     )
 
@@ -236,7 +267,7 @@ def case_page(case_no):
 @bp.get("/cases/<case_no>/documents/<kind>.pdf")
 def document(case_no, kind):
     case = _case_or_404(case_no)
-    track_url = request.host_url.rstrip("/") + "/track"
+    track_url = url_for("public.track", _external=True)
     try:
         filename, data = forms_pdf.render(kind, case, current_app.config["CENTER_NAME"], track_url)
     except forms_pdf.NotAvailable:

@@ -21,10 +21,12 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal import items
 from portal.filters import local_today
-from portal.forms import resident_id_valid
+from portal.forms import choices, resident_id_valid
 from portal.rules.casestates import COLUMNS, INBOUND, OUTBOUND, STATE_LABELS
 from portal.rules.ids import is_valid_bank_card, is_valid_uscc
 from portal.services.counter import AppField, application_fields
+
+INVALID_CHOICE = _l("请从列表中选择")
 
 
 def _required():
@@ -44,16 +46,25 @@ class StartForm(FlaskForm):
     class Meta:
         csrf = False
 
-    item = SelectField(_l("办理事项"), [_required()], choices=[])
-    center = SelectField(_l("申请人缴存地公积金中心"), [_required()], choices=[])
+    item = SelectField(
+        _l("办理事项"), [_required()], choices=[], invalid_choice_message=INVALID_CHOICE
+    )
+    center = SelectField(
+        _l("申请人缴存地公积金中心"),
+        [_required()],
+        choices=[],
+        invalid_choice_message=INVALID_CHOICE,
+    )
     override = HiddenField()
 
     def __init__(self, *args, centers=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.item.choices = [("", _l("请选择事项"))] + [(i.code, i.name) for i in items.ITEMS]
-        self.center.choices = [("", _l("请选择缴存地中心"))] + [
-            (c.code, f"{c.name}（{c.code}）") for c in centers
-        ]
+        self.item.choices = choices(
+            [("", _l("请选择事项"))] + [(i.code, i.name) for i in items.ITEMS]
+        )
+        self.center.choices = choices(
+            [("", _l("请选择缴存地中心"))] + [(c.code, f"{c.name}（{c.code}）") for c in centers]
+        )
 
 
 class GuidedForm(FlaskForm):
@@ -111,7 +122,7 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = CheckboxInput()
 
     def pre_validate(self, form):
-        values = {str(v) for v, _label in self.choices}
+        values = {str(c.value) for c in self.choices}
         for d in self.data or []:
             if d not in values:
                 raise ValidationError(_l("材料选择无效"))
@@ -121,9 +132,7 @@ class ApplicationBase(FlaskForm):
     item = HiddenField()
     center = HiddenField()
     override = HiddenField()
-    applicant_name = StringField(
-        _l("申请人姓名"), [_required(), Length(max=40)], filters=[_strip]
-    )
+    applicant_name = StringField(_l("申请人姓名"), [_required(), Length(max=40)], filters=[_strip])
     resident_id = StringField(
         _l("身份证号码"),
         [_required(), resident_id_valid],
@@ -144,7 +153,8 @@ def _make_field(spec: AppField):
         return SelectField(
             spec.label,
             checks,
-            choices=[("", _l("请选择"))] + [(c, c) for c in spec.choices],
+            choices=choices([("", _l("请选择"))] + [(c, c) for c in spec.choices]),
+            invalid_choice_message=INVALID_CHOICE,
             description=spec.hint,
         )
     if spec.kind == "textarea":
@@ -177,17 +187,17 @@ def _make_field(spec: AppField):
 FIELD_PREFIX = "app_"
 
 
-def application_form(item: items.Item, needs_reason: bool, formdata=None, **kwargs):
-    """The application form for ``item``: applicant, the item's fields and its checklist;
+def application_form(the_item: items.Item, needs_reason: bool, formdata=None, **kwargs):
+    """The application form for ``the_item``: applicant, the item's fields and its checklist;
     with ``needs_reason``, why the applicant cannot use their center's online channel."""
 
     class ApplicationForm(ApplicationBase):
         pass
 
-    for spec in application_fields(item.code):
+    for spec in application_fields(the_item.code):
         setattr(ApplicationForm, FIELD_PREFIX + spec.key, _make_field(spec))
     ApplicationForm.materials = MultiCheckboxField(
-        _l("已收取的材料"), choices=[(m.code, m.name) for m in item.materials]
+        _l("已收取的材料"), choices=choices([(m.code, m.name) for m in the_item.materials])
     )
     if needs_reason:
         ApplicationForm.override_reason = TextAreaField(
@@ -217,7 +227,7 @@ def app_fields(form, item: items.Item):
 
 
 class UploadForm(FlaskForm):
-    material = SelectField(_l("材料名称"), choices=[])
+    material = SelectField(_l("材料名称"), choices=[], invalid_choice_message=INVALID_CHOICE)
     file = FileField(
         _l("扫描件或照片"),
         [FileRequired(message=_l("请选择要上传的文件"))],
@@ -230,7 +240,7 @@ class UploadForm(FlaskForm):
 
 
 def _state_choices():
-    seen, choices = set(), [("", _l("全部状态"))]
+    seen, options = set(), [("", _l("全部状态"))]
     for direction in (OUTBOUND, INBOUND):
         for state in COLUMNS[direction]:
             if state not in seen:
@@ -238,8 +248,8 @@ def _state_choices():
                 label = STATE_LABELS[direction][state]
                 if state not in COLUMNS[INBOUND] or state not in COLUMNS[OUTBOUND]:
                     label = f"{label}（{'外地' if direction == OUTBOUND else '本地'}）"
-                choices.append((state, label))
-    return choices
+                options.append((state, label))
+    return options
 
 
 def _optional_date(form, field):
@@ -258,20 +268,31 @@ class LedgerFilterForm(FlaskForm):
 
     date_from = StringField(_l("受理/接收日期 自"), [_optional_date], render_kw={"type": "date"})
     date_to = StringField(_l("至"), [_optional_date], render_kw={"type": "date"})
-    item = SelectField(_l("事项"), choices=[], validate_choice=True)
+    item = SelectField(_l("事项"), choices=[], default="", invalid_choice_message=INVALID_CHOICE)
     direction = SelectField(
         _l("方向"),
-        choices=[("", _l("全部")), (OUTBOUND, _l("外地业务（本中心受理）")),
-                 (INBOUND, _l("本地业务（平台接收）"))],
+        default="",
+        choices=choices(
+            [
+                ("", _l("全部")),
+                (OUTBOUND, _l("外地业务（本中心受理）")),
+                (INBOUND, _l("本地业务（平台接收）")),
+            ]
+        ),
+        invalid_choice_message=INVALID_CHOICE,
     )
-    state = SelectField(_l("状态"), choices=[])
-    center = SelectField(_l("对方中心"), choices=[])
+    state = SelectField(_l("状态"), choices=[], default="", invalid_choice_message=INVALID_CHOICE)
+    center = SelectField(
+        _l("对方中心"), choices=[], default="", invalid_choice_message=INVALID_CHOICE
+    )
 
     def __init__(self, *args, centers=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.item.choices = [("", _l("全部事项"))] + [(i.code, i.short) for i in items.ITEMS]
-        self.state.choices = _state_choices()
-        self.center.choices = [("", _l("全部中心"))] + [(c.code, c.name) for c in centers]
+        self.item.choices = choices(
+            [("", _l("全部事项"))] + [(i.code, i.short) for i in items.ITEMS]
+        )
+        self.state.choices = choices(_state_choices())
+        self.center.choices = choices([("", _l("全部中心"))] + [(c.code, c.name) for c in centers])
 
     def validate_date_to(self, field):
         if self.date_from.data and field.data and field.data < self.date_from.data:

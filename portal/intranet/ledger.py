@@ -54,13 +54,13 @@ def _page_number() -> int:
 @bp.get("/")
 def index():
     form, query, valid = _filters()
-    page = counter.ledger_page(current_user.obj, query, _page_number())
+    ledger = counter.ledger_page(current_user.obj, query, _page_number())
     return htmx.render(
         "intranet/ledger.html",
         "intranet/_ledger_table.html",
         form=form,
         filter_errors=[] if valid else [e for f in form for e in f.errors],
-        page=page,
+        ledger=ledger,
         args=query.as_args(),
     )
 

@@ -47,9 +47,7 @@ def import_package():
         return _render(import_form=form, status=422)
     case = imported.case
     if imported.duplicate:
-        flash(
-            _("该业务包此前已导入（办件 %(no)s），本次未重复登记。", no=case.case_no), "warning"
-        )
+        flash(_("该业务包此前已导入（办件 %(no)s），本次未重复登记。", no=case.case_no), "warning")
     else:
         flash(
             _(

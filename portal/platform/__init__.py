@@ -21,8 +21,11 @@ platform_cli = AppGroup("platform", help="National platform exchange: signed cas
 
 
 def _connect():
+    import logging
+
     from portal.db import db
 
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # PDF font subsetting chatter
     db.connect(reuse_if_open=True)
 
 
@@ -33,10 +36,16 @@ def import_command(file: Path):
 
     _connect()
     try:
-        case = files.import_package(file.read_bytes(), actor="cli")
+        imported = files.receive(file.read_bytes(), actor="cli")
     except files.ImportRefused as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"imported: {case.case_no} ({case.item}, from {case.center.code}, {case.state})")
+    case = imported.case
+    what = (
+        "already imported (duplicate message id, nothing changed)"
+        if imported.duplicate
+        else ("imported")
+    )
+    click.echo(f"{what}: {case.case_no} ({case.item}, from {case.center.code}, {case.state})")
 
 
 @platform_cli.command("export", help="Export the signed package of an outbound case.")

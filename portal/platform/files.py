@@ -25,6 +25,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import current_app
@@ -303,7 +304,9 @@ def _checked_materials(package: Package) -> list[tuple[dict, bytes]]:
         if data is None:
             raise ImportRefused(f"业务包缺少材料“{entry['name']}”的文件")
         if hashlib.sha256(data).hexdigest() != entry["sha256"] or len(data) != entry["size"]:
-            raise ImportRefused(f"材料“{entry['name']}”与报文记录的校验值不一致，业务包可能已被篡改")
+            raise ImportRefused(
+                f"材料“{entry['name']}”与报文记录的校验值不一致，业务包可能已被篡改"
+            )
         if materials_service.sniff(data) != entry["content_type"]:
             raise ImportRefused(f"材料“{entry['name']}”的文件类型与报文不符")
         found.append((entry, data))
@@ -365,9 +368,7 @@ def receive(
     depositor = Depositor.get_or_none(Depositor.resident_id == applicant["id_no"])
     employer = None
     if payload.get("employer"):
-        employer = Employer.get_or_none(
-            Employer.credit_code == payload["employer"]["credit_code"]
-        )
+        employer = Employer.get_or_none(Employer.credit_code == payload["employer"]["credit_code"])
     the_item = items.get(payload["item"])
     package_key, package_sha = get_storage().put(data, "packages", ".zip")
     try:
@@ -469,11 +470,13 @@ def _demo_png(text: str) -> bytes:
     return buffer.getvalue()
 
 
-def _demo_pdf(title: str, lines: list[tuple[str, str]], center_name: str) -> bytes:
+@lru_cache(maxsize=64)
+def _demo_pdf(title: str, lines: tuple[tuple[str, str], ...], center_name: str) -> bytes:
+    """A sample 'scan' (rendered once per process: a CJK PDF takes about half a second)."""
     from portal.pdf import Doc
 
     doc = Doc(center_name, title, footer_note="演示扫描件，非真实材料")
-    doc.fields(lines)
+    doc.fields(list(lines))
     return doc.output()
 
 
@@ -509,7 +512,7 @@ def demo_package(
         else:
             data = _demo_pdf(
                 material.name.strip("《》"),
-                [("申请人", depositor.name), ("材料", material.name), ("来源", peer.name)],
+                (("申请人", depositor.name), ("材料", material.name), ("来源", peer.name)),
                 peer.name,
             )
             name, ctype = f"{material.code}.pdf", "application/pdf"

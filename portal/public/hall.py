@@ -67,9 +67,6 @@ def _today() -> date:
 
 
 def _render(page: str, fragment: str | None = None, status: int = 200, **ctx):
-    """``htmx.render``, except that a history restore (back button) gets the whole page."""
-    if request.headers.get("HX-History-Restore-Request"):
-        fragment = None
     return htmx.render(page, fragment, status=status, **ctx)
 
 
@@ -162,9 +159,8 @@ def deposit_detail():
         status = 422
         page = deposits.detail(account)
     else:
-        page = deposits.detail(
-            account, form.year_value, form.kind.data or None, form.page.data or 1
-        )
+        number = request.args.get("page", 1, type=int) or 1
+        page = deposits.detail(account, form.year_value, form.kind.data or None, number)
     return _render("hall/deposits.html", "hall/_detail_rows.html", status=status, form=form, p=page)
 
 
@@ -207,7 +203,7 @@ def statement_pdf():
 def loans():
     views = loan_svc.list_loans(_me(), _today())
     form = QuotaForm(formdata=None)
-    return render_template("hall/loan_svc.html", views=views, form=form, trial=None)
+    return render_template("hall/loans.html", views=views, form=form, trial=None)
 
 
 @bp.get("/loans/quota")
@@ -362,7 +358,7 @@ def _certificates_page(form, status=200, error=None):
     items = cert_svc.own_certificates(_me())
     today = _today()
     return render_template(
-        "hall/cert_svc.html",
+        "hall/certificates.html",
         form=form,
         error=error,
         items=[(c, cert_svc.status(c, today)) for c in items],
@@ -504,7 +500,7 @@ def _changes_page(status=200, card=None, address=None, phone=None, error=None):
     me = _me()
     pending_phone = (_otp().get("change_new") or {}).get("phone")
     return render_template(
-        "hall/change_svc.html",
+        "hall/changes.html",
         me=me,
         card_form=card or CardForm(formdata=None, prefix="card"),
         address_form=address or AddressForm(formdata=None, prefix="addr"),

@@ -27,10 +27,12 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from portal.forms import resident_id_valid
+from portal.forms import choices, resident_id_valid
 from portal.models import DEPOSIT_KINDS
 from portal.rules.ids import is_valid_bank_card
 from portal.services.changes import BANKS
+
+INVALID_CHOICE = _l("请从列表中选择")
 
 
 def _required():
@@ -56,18 +58,16 @@ class GetForm(FlaskForm):
 
 
 class DetailFilterForm(GetForm):
-    year = SelectField(_l("年度"), choices=[], validate_choice=True, default="")
+    year = SelectField(_l("年度"), choices=[], default="", invalid_choice_message=INVALID_CHOICE)
     kind = SelectField(
         _l("业务类型"),
-        choices=[("", _l("全部"))] + [(k, k) for k in DEPOSIT_KINDS],
+        choices=choices([("", _l("全部"))] + [(k, k) for k in DEPOSIT_KINDS]),
         default="",
-    )
-    page = IntegerField(
-        _l("页码"), [Optional(), NumberRange(min=1, message=_l("页码无效"))], default=1
+        invalid_choice_message=INVALID_CHOICE,
     )
 
     def set_years(self, years: list[int]) -> None:
-        self.year.choices = [("", _l("全部年度"))] + [(str(y), f"{y}") for y in years]
+        self.year.choices = choices([("", _l("全部年度"))] + [(str(y), f"{y}") for y in years])
 
     @property
     def year_value(self) -> int | None:
@@ -75,10 +75,10 @@ class DetailFilterForm(GetForm):
 
 
 class StatementForm(GetForm):
-    year = SelectField(_l("对账年度"), choices=[], validate_choice=True)
+    year = SelectField(_l("对账年度"), choices=[], invalid_choice_message=INVALID_CHOICE)
 
     def set_years(self, years: list[int]) -> None:
-        self.year.choices = [(str(y), f"{y}") for y in years]
+        self.year.choices = choices([(str(y), f"{y}") for y in years])
 
 
 class QuotaForm(GetForm):
@@ -100,8 +100,9 @@ class QuotaForm(GetForm):
     )
     first_home = SelectField(
         _l("购房套数"),
-        choices=[("1", _l("首套住房")), ("0", _l("第二套住房"))],
+        choices=choices([("1", _l("首套住房")), ("0", _l("第二套住房"))]),
         default="1",
+        invalid_choice_message=INVALID_CHOICE,
     )
 
     def validate_monthly_income(self, field):
@@ -151,11 +152,14 @@ class PayoffForm(FlaskForm):
     token = HiddenField()
     funding = RadioField(
         _l("还款资金"),
-        choices=[
-            ("balance", _l("先用公积金余额冲还，不足部分银行卡支付")),
-            ("card", _l("全部由银行卡支付")),
-        ],
+        choices=choices(
+            [
+                ("balance", _l("先用公积金余额冲还，不足部分银行卡支付")),
+                ("card", _l("全部由银行卡支付")),
+            ]
+        ),
         default="balance",
+        invalid_choice_message=INVALID_CHOICE,
         validators=[InputRequired(message=_l("请选择还款资金来源"))],
     )
     code = code_field()
@@ -188,7 +192,8 @@ class CardForm(FlaskForm):
     )
     bank_name = SelectField(
         _l("开户银行"),
-        choices=[("", _l("请选择"))] + [(b, b) for b in BANKS],
+        choices=choices([("", _l("请选择"))] + [(b, b) for b in BANKS]),
+        invalid_choice_message=_l("请选择开户银行"),
         validators=[_required()],
     )
     code = code_field()

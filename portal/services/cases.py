@@ -13,6 +13,7 @@ shows (it feeds the polling tokens).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -625,14 +626,14 @@ def _requirement(move: cs.Move, data: dict) -> tuple[dict, dict]:
     raise ValueError(f"unknown requirement {kind!r}")
 
 
-def _export_package(case: ProxyCase) -> str | None:
+def _export_package(case: ProxyCase, actor: str) -> str | None:
     """Export the case's platform package when the file adapter is installed.
 
     ``portal.platform.files.export_case`` belongs to the platform exchange; until it exists
     the move still happens and no package is written.
     """
     try:
-        from portal.platform import files
+        files = importlib.import_module("portal.platform.files")
     except ModuleNotFoundError as exc:
         if exc.name in ("portal.platform.files", "portal.platform"):
             return None
@@ -640,12 +641,11 @@ def _export_package(case: ProxyCase) -> str | None:
     export = getattr(files, "export_case", None)
     if export is None:
         return None
+    refusal = getattr(files, "ExportRefused", None) or Refused
     try:
-        return str(export(case))
-    except Refused:
-        raise
-    except Exception as exc:  # the adapter's own refusal: the move must not happen
-        raise Refused(f"平台数据包导出失败：{exc}") from exc
+        return str(export(case, actor=actor))
+    except refusal as exc:  # the adapter's own refusal: the move must not happen
+        raise Refused(f"平台数据包未能导出：{exc}") from exc
 
 
 def move_case(
@@ -691,7 +691,7 @@ def move_case(
             _check_version(ProxyCase.get_by_id(case.id), None)
         case = ProxyCase.get_by_id(case.id)
         if case.direction == OUTBOUND and target == "transmitted":
-            package = _export_package(case)
+            package = _export_package(case, _actor(user))
             if package:
                 event["package"] = package
         CaseEvent.create(

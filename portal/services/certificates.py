@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from peewee import IntegrityError
+from peewee import JOIN, IntegrityError
 
 from portal.db import locked, write_tx
 from portal.models import (
@@ -383,7 +383,7 @@ def retirement_receipt(
 def _own_query(depositor: Depositor):
     return (
         Certificate.select(Certificate)
-        .join(Loan, on=(Certificate.loan == Loan.id), join_type="LEFT OUTER")
+        .join(Loan, on=(Certificate.loan == Loan.id), join_type=JOIN.LEFT_OUTER)
         .where((Certificate.depositor == depositor) | (Loan.depositor == depositor))
     )
 

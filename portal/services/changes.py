@@ -23,8 +23,6 @@ ACTION_PURPOSES = {
     "change": "信息变更",
     "change_new": "新手机号验证",
 }
-for _purpose, _text in ACTION_PURPOSES.items():
-    identity.PURPOSE_TEXT.setdefault(_purpose, _text)
 
 SMS_LIMIT = 6  # codes per depositor per window
 SMS_WINDOW = 600

@@ -14,12 +14,13 @@ from datetime import date
 from peewee import JOIN, IntegrityError, fn
 
 from portal import items
-from portal.db import db, write_tx
+from portal.db import db, is_postgres, write_tx
 from portal.models import CaseEvent, Center, Department, ProxyCase, StaffUser
 from portal.rules import casestates
 from portal.rules.casestates import OUTBOUND, PAUSED
 from portal.rules.ids import (
     is_valid_resident_id,
+    mask_bank_card,
     mask_phone,
     mask_resident_id,
     normalize_resident_id,
@@ -98,10 +99,16 @@ def application_fields(item_code: str) -> tuple[AppField, ...]:
     return APPLICATION_FIELDS.get(item_code, ())
 
 
-def application_rows(case: ProxyCase) -> list[tuple[str, str]]:
-    """(label, value) of the case's application data, in the item's field order."""
+def application_rows(case: ProxyCase, masked: bool = True) -> list[tuple[str, str]]:
+    """(label, value) of the case's application data, in the item's field order; bank cards
+    masked unless ``masked`` is False (the application form printed for signature)."""
     data = case.application or {}
-    rows = [(f.label, str(data.get(f.key, "") or "")) for f in application_fields(case.item)]
+
+    def value(spec: AppField) -> str:
+        text = str(data.get(spec.key, "") or "")
+        return mask_bank_card(text) if masked and spec.kind == "card" and text else text
+
+    rows = [(f.label, value(f)) for f in application_fields(case.item)]
     known = {f.key for f in application_fields(case.item)} | {"item", "note"}
     rows += [(str(k), str(v)) for k, v in data.items() if k not in known and v not in ("", None)]
     if data.get("note"):
@@ -124,11 +131,7 @@ class Guidance:
 
 
 def peer_centers() -> list[Center]:
-    return list(
-        Center.select()
-        .where(~Center.is_self & Center.active)
-        .order_by(Center.code)
-    )
+    return list(Center.select().where(~Center.is_self & Center.active).order_by(Center.code))
 
 
 def peer(code: str) -> Center:
@@ -205,9 +208,15 @@ def new_numbers(today: date) -> tuple[str, str]:
     return f"{prefix}{seq:04d}", receipt
 
 
+_NUMBER_LOCK = 152900_0006  # PostgreSQL advisory lock: one case numbering at a time
+
+
 def create_numbered(today: date, **fields) -> ProxyCase:
-    """Create a case with fresh numbers, retrying (in a savepoint) when another request
-    took the same case number at the same moment. Call inside a transaction."""
+    """Create a case with fresh numbers. Call inside a transaction: on PostgreSQL an advisory
+    transaction lock makes concurrent numberings take turns (SQLite's ``write_tx`` already
+    holds the write lock); a clash that still happens is retried in a savepoint."""
+    if is_postgres():
+        db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_NUMBER_LOCK,))
     for attempt in range(5):
         case_no, receipt_no = new_numbers(today)
         try:
@@ -301,16 +310,14 @@ def accept(
 
 
 def visible_case(user: StaffUser, case_no: str) -> ProxyCase | None:
-    """The case if this staff member may see it: the liaison and the auditor see every case,
-    clerks and handlers their own department's; anyone else's case is None (404)."""
-    case = ProxyCase.get_or_none(ProxyCase.case_no == (case_no or "").strip())
-    if case is None:
-        return None
-    if user.role in ("liaison", "auditor"):
-        return case
-    if user.role in ACCEPT_ROLES and user.department_id and case.department_id == user.department_id:
-        return case
-    return None
+    """The case if this staff member may see it (the board's one visibility rule: the liaison
+    and the auditor every case, handlers their department's, clerks their department's
+    outbound cases); anyone else's case is None (404)."""
+    from portal.services.cases import visible_clause
+
+    return ProxyCase.get_or_none(
+        (ProxyCase.case_no == (case_no or "").strip()) & visible_clause(user)
+    )
 
 
 @dataclass
@@ -436,10 +443,9 @@ def _ledger_select(user: StaffUser, q: LedgerQuery):
         .switch(ProxyCase)
         .join(Department, JOIN.LEFT_OUTER, on=(ProxyCase.department == Department.id))
     )
-    if user.role in ACCEPT_ROLES:
-        query = query.where(ProxyCase.department == user.department_id)
-    elif user.role not in LEDGER_ROLES:
-        query = query.where(ProxyCase.id < 0)
+    from portal.services.cases import visible_clause
+
+    query = query.where(visible_clause(user))
     if q.date_from:
         query = query.where(ProxyCase.clock_start >= q.date_from)
     if q.date_to:
@@ -563,7 +569,12 @@ def ledger_xlsx(user: StaffUser, actor: str, q: LedgerQuery, today: date) -> byt
     wb.save(buffer)
     with write_tx():
         audit.record(
-            actor, "ledger.export", "ledger", "", rows=len(rows), filters=q.as_args(),
+            actor,
+            "ledger.export",
+            "ledger",
+            "",
+            rows=len(rows),
+            filters=q.as_args(),
             on=today.isoformat(),
         )
     return buffer.getvalue()

@@ -95,7 +95,7 @@ def application_form(case: ProxyCase, center_name: str) -> bytes:
         ]
     )
     doc.heading("二、申请事项")
-    doc.fields([("办理事项", p.item.name), *application_rows(case)])
+    doc.fields([("办理事项", p.item.name), *application_rows(case, masked=False)], label_width=58)
     doc.heading("三、受理信息")
     doc.fields(
         [
@@ -174,9 +174,7 @@ def purchase_verification(case: ProxyCase, center_name: str) -> bytes:
         ]
         for i, m in enumerate(p.item.materials, start=1)
     ]
-    doc.table(
-        ["序号", "材料名称", "是否提供", "核实情况"], rows, [12, 78, 20, 60], align="CLCL"
-    )
+    doc.table(["序号", "材料名称", "是否提供", "核实情况"], rows, [12, 78, 20, 60], align="CLCL")
     doc.paragraph("核实意见：____________________________________________________________")
     doc.signatures(["核实人（签字）", "复核人（签字）"])
     doc.paragraph("日期：______年____月____日", size=10)
@@ -234,15 +232,15 @@ def receipt(case: ProxyCase, center_name: str, track_url: str) -> bytes:
         rows.append(
             (
                 "办理时限",
-                f"自受理之日起 {items.OUTBOUND_VERIFY_WORKDAYS} 个工作日内核实并传递至缴存地中心"
-                f"（{_deadline_text(case)}前）；缴存地中心自确认接收起 "
-                f"{items.INBOUND_DONE_WORKDAYS} 个工作日内办结",
+                f"自受理之日起{items.OUTBOUND_VERIFY_WORKDAYS}个工作日内核实并传递至缴存地中心"
+                f"（{_deadline_text(case)}前）；缴存地中心自确认接收起"
+                f"{items.INBOUND_DONE_WORKDAYS}个工作日内办结",
             )
         )
     doc.fields(rows)
     doc.qr(
         track_url,
-        f"凭回执编号查询办理进度：{track_url}\n或拨打服务热线 {HOTLINE}",
+        f"凭回执编号和身份证号码查询办理进度：\n{track_url}\n或拨打服务热线 {HOTLINE}",
     )
     doc.seal(on=case.clock_start)
     return doc.output()

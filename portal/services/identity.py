@@ -37,6 +37,9 @@ PURPOSE_TEXT = {
     "activate": "首次登录设置密码",
     "reset": "重置密码",
     "change": "信息变更",
+    "change_new": "新手机号验证",
+    "withdraw": "退休提取",
+    "payoff": "提前还清贷款",
 }
 
 

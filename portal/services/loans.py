@@ -422,6 +422,8 @@ def apply_early_settlement(payout: Payout) -> None:
     """Effects of a confirmed early repayment (called once, inside the confirming transaction)."""
     d = payout.detail
     day = date.fromisoformat(d["on"])
+    # lock order everywhere: the account, then the loan (no deadlock with early_repay)
+    account = locked(Account.select().where(Account.id == payout.account_id)).get()
     loan = locked(Loan.select().where(Loan.id == d["loan_id"])).get()
     principal, interest = Decimal(d["principal"]), Decimal(d["interest"])
     offset, rest = Decimal(d["offset"]), Decimal(d["rest"])
@@ -443,7 +445,6 @@ def apply_early_settlement(payout: Payout) -> None:
             idempotency_key=payout.idempotency_key if i == 0 else None,
         )
     if offset > 0:
-        account = locked(Account.select().where(Account.id == payout.account_id)).get()
         DepositRecord.create(
             account=account,
             kind="提取",
@@ -538,6 +539,10 @@ class QuotaTrial:
     ratio: Decimal
     existing_payments: Decimal
     notes: list[str]
+
+    @property
+    def rate_text(self) -> str:
+        return pct(self.rate)
 
 
 def _setting(key: str, on: date, default: str) -> Decimal:

@@ -90,6 +90,11 @@ class RetirementQuote:
     card_usable_from: date | None = None
     pending: Payout | None = None
     done: Payout | None = None
+    rate: Decimal = DEPOSIT_RATE
+
+    @property
+    def rate_text(self) -> str:
+        return f"{format((self.rate * 100).normalize(), 'f')}%"
 
     @property
     def eligible(self) -> bool:
@@ -191,6 +196,7 @@ def _retirement_quote(depositor: Depositor, account: Account | None, today: date
                     f"变更 {CARD_WAIT_DAYS} 日后方可提取（{fmt_day(usable)} 起可办理）。"
                 )
     quote.balance = account.balance
+    quote.rate = deposit_rate(today)
     quote.interest, quote.interest_since = accrued(account, today)
     if not quote.reasons and quote.amount <= 0:
         quote.reasons.append("您的账户余额为零，无需办理提取。")

@@ -1,0 +1,535 @@
+"""The kanban boards (DESIGN.md section 4), under /staff/board/.
+
+Two boards, outbound and inbound. A card moves by drag and drop (``static/js/board.js`` posts
+the drop) or by its "移至…" menu, both to the same endpoint; the answer swaps the affected
+columns out of band. A move that needs data (a reason, the missing materials, a result, a
+department) first answers with the card carrying its inline form. The board polls for changes
+(``X-Portal-Poll: 1``, 204 when nothing changed). Every URL also renders a full page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+
+from portal import htmx
+from portal.access import guard_kind, require_roles
+from portal.filters import local_today
+from portal.intranet import board_forms
+from portal.rules import casestates
+from portal.services import cases, settings
+
+bp = Blueprint("board", __name__, url_prefix="/staff/board")
+bp.before_request(guard_kind("staff"))
+
+DIRECTION = "any(outbound, inbound)"
+
+
+def _user():
+    return current_user.obj
+
+
+def _today():
+    return local_today()
+
+
+def _overrides():
+    if "holiday_overrides" not in g:
+        g.holiday_overrides = settings.holiday_overrides()
+    return g.holiday_overrides
+
+
+def _check_board(direction: str) -> None:
+    user = _user()
+    if user.role not in cases.BOARD_ROLES or direction not in cases.board_directions(user):
+        abort(403)
+
+
+def _shown(values) -> dict[str, int]:
+    """How many cards the client shows per column (``n_<state>``, after "加载更多")."""
+    out = {}
+    for key in values:
+        value = values.get(key, "")
+        if key.startswith("n_") and value.isdigit():
+            out[key[2:]] = int(value)
+    return out
+
+
+def _tokens(values) -> dict[str, str]:
+    return {key[2:]: values.get(key) for key in values if key.startswith("v_")}
+
+
+def _filters(direction: str, values):
+    return board_forms.filter_form(values, cases.filter_choices(_user(), direction))
+
+
+def _render(page_template: str, fragment: str, status: int = 200, **context):
+    """Like ``htmx.render``, but a history-restore request gets the whole page."""
+    partial = htmx.is_htmx() and not request.headers.get("HX-History-Restore-Request")
+    template = fragment if partial else page_template
+    response = make_response(render_template(template, **context), status)
+    response.vary.add("HX-Request")
+    return response
+
+
+@dataclass
+class BoardLink:
+    key: str
+    label: str
+    url: str
+
+
+@bp.app_template_global("staff_board_links")
+def staff_board_links() -> list[BoardLink]:
+    """The board links of the staff navigation for whoever is logged in."""
+    if not current_user.is_authenticated or current_user.kind != "staff":
+        return []
+    user = current_user.obj
+    links = [
+        BoardLink(d, cases.DIRECTION_LABELS[d], url_for("board.board", direction=d))
+        for d in cases.board_directions(user)
+        if user.role in cases.BOARD_ROLES
+    ]
+    if user.role == "admin":
+        links.append(BoardLink("limits", "看板列上限", url_for("board.limits")))
+    return links
+
+
+@bp.app_template_global("board_url")
+def board_url(direction: str, filters: cases.Filters | None = None, **extra) -> str:
+    args = dict(filters.args()) if filters else {}
+    args.update({k: v for k, v in extra.items() if v is not None})
+    return url_for("board.board", direction=direction, **args)
+
+
+# --- the boards ---------------------------------------------------------------------------
+
+
+@bp.get("/")
+def index():
+    directions = cases.board_directions(_user())
+    if _user().role not in cases.BOARD_ROLES or not directions:
+        abort(403)
+    return redirect(url_for(".board", direction=directions[0]))
+
+
+@bp.get(f"/<{DIRECTION}:direction>")
+def board(direction: str):
+    _check_board(direction)
+    form, filters = _filters(direction, request.args)
+    view = cases.board(
+        _user(), direction, filters, _today(), _overrides(), shown=_shown(request.args)
+    )
+    return _render(
+        "intranet/board.html",
+        "intranet/_board_body.html",
+        board=view,
+        filter_form=form,
+        preserve=False,
+        page_size=cases.PAGE,
+    )
+
+
+@bp.get(f"/<{DIRECTION}:direction>/poll")
+def poll(direction: str):
+    """Background polling: 204 when no column changed, else the columns to swap in."""
+    _check_board(direction)
+    _form, filters = _filters(direction, request.args)
+    if not htmx.is_htmx():
+        return redirect(board_url(direction, filters))
+    view = cases.changed_board(
+        _user(),
+        direction,
+        filters,
+        _today(),
+        _tokens(request.args),
+        _overrides(),
+        shown=_shown(request.args),
+    )
+    if view is None:
+        response = make_response("", 204)
+    else:
+        response = make_response(
+            render_template(
+                "intranet/_board_poll.html", board=view, preserve=True, page_size=cases.PAGE
+            )
+        )
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.get(f"/<{DIRECTION}:direction>/column/<state>")
+def column_more(direction: str, state: str):
+    """加载更多: the next cards of a long column."""
+    _check_board(direction)
+    if state not in casestates.COLUMNS[direction]:
+        abort(404)
+    _form, filters = _filters(direction, request.args)
+    offset = request.args.get("offset", default=cases.PAGE, type=int)
+    if not htmx.is_htmx():
+        return redirect(board_url(direction, filters, **{f"n_{state}": offset + cases.PAGE}))
+    cards, count = cases.more_cards(
+        _user(), direction, state, filters, _today(), offset, _overrides()
+    )
+    view = SimpleNamespace(direction=direction, filters=filters)  # for the links
+    response = make_response(
+        render_template(
+            "intranet/_board_more.html",
+            board=view,
+            cards=cards,
+            state=state,
+            direction=direction,
+            shown=min(count, offset + len(cards)),
+            count=count,
+            preserve=False,
+            page_size=cases.PAGE,
+        )
+    )
+    response.vary.add("HX-Request")
+    return response
+
+
+# --- a case -------------------------------------------------------------------------------
+
+
+def _case_or_404(case_id: int):
+    if _user().role not in cases.BOARD_ROLES:
+        abort(403)
+    try:
+        return cases.get_case(_user(), case_id)
+    except cases.NotFound:
+        abort(404)
+
+
+def _attachment_url():
+    """How the detail links an attachment: the counter's download, once it is installed."""
+    if "counter.material" not in current_app.view_functions:
+        return None
+
+    def url(case_no: str, attachment_id: int) -> str:
+        return url_for("counter.material", case_no=case_no, attachment_id=attachment_id)
+
+    return url
+
+
+def _detail_context(case_id: int, **forms):
+    try:
+        detail = cases.detail(_user(), case_id, _today(), _overrides())
+    except cases.NotFound:
+        abort(404)
+    assign = forms.get("assign_form") or board_forms.AssignForm(formdata=None)
+    assign.handler.choices = board_forms.select_choices(
+        [("", "请选择")] + [(str(i), n) for i, n in detail.handlers]
+    )
+    if assign.version.data is None:
+        assign.version.data = detail.card.version
+    return dict(
+        detail=detail,
+        attachment_url=_attachment_url(),
+        comment_form=forms.get("comment_form") or board_forms.CommentForm(formdata=None),
+        mail_form=forms.get("mail_form")
+        or board_forms.MailForm(formdata=None, data={"tracking_no": detail.tracking_no}),
+        assign_form=assign,
+        version_form=board_forms.VersionForm(formdata=None),
+    )
+
+
+@bp.get("/case/<int:case_id>")
+def case_detail(case_id: int):
+    case = _case_or_404(case_id)
+    context = _detail_context(case_id)
+    return _render(
+        "intranet/board_case.html",
+        "intranet/_card_detail.html",
+        page=not htmx.is_htmx(),
+        direction=case.direction,
+        **context,
+    )
+
+
+@bp.get("/case/<int:case_id>/card")
+def case_card(case_id: int):
+    """One card (the inline form's 取消 asks for it); without htmx, the case page."""
+    _case_or_404(case_id)
+    if not htmx.is_htmx():
+        return redirect(url_for(".case_detail", case_id=case_id))
+    card = cases.card(_user(), case_id, _today(), _overrides())
+    response = make_response(
+        render_template("intranet/_card.html", card=card, preserve=False, inline=None)
+    )
+    response.vary.add("HX-Request")
+    return response
+
+
+# --- moving a card ------------------------------------------------------------------------
+
+
+def _first_error(form) -> str:
+    for errors in form.errors.values():
+        if errors:
+            return str(errors[0])
+    return "请求无效"
+
+
+def _move_answer(
+    case,
+    states: set[str],
+    message: str,
+    status: int,
+    level: str,
+    inline: dict | None = None,
+):
+    """The answer to a move, however it ended: the affected columns, swapped out of band,
+    with the card in its real column, and the message for the aria-live region."""
+    if not htmx.is_htmx():
+        flash(message, "success" if level == "success" else "error")
+        return redirect(url_for(".board", direction=case.direction), 303)
+    direction = case.direction
+    _form, filters = _filters(direction, request.values)
+    wanted = {s for s in states | {case.state} if s in casestates.COLUMNS[direction]}
+    view = cases.board(
+        _user(),
+        direction,
+        filters,
+        _today(),
+        _overrides(),
+        shown=_shown(request.values),
+        only=wanted,
+    )
+    response = make_response(
+        render_template(
+            "intranet/_board_move.html",
+            board=view,
+            message=message,
+            level=level,
+            fresh_id=case.id,
+            inline=inline,
+            preserve=True,
+            page_size=cases.PAGE,
+        ),
+        status,
+    )
+    response.vary.add("HX-Request")
+    return response
+
+
+def _needs_data(case, target: str, form, client_states: set[str], status: int):
+    """The move needs data first: the card comes back with its inline form."""
+    what = casestates.REQUIREMENT_LABELS[form.kind]
+    to = casestates.label(case.direction, target)
+    if not htmx.is_htmx():
+        card = cases.card(_user(), case.id, _today(), _overrides())
+        return make_response(
+            render_template(
+                "intranet/board_move.html",
+                card=card,
+                inline={"case_id": case.id, "form": form, "target": target},
+                target_label=to,
+            ),
+            status,
+        )
+    message = (
+        f"移至“{to}”前请填写{what}"
+        if status == 200
+        else f"{what}填写有误，请按提示修改后再确认移动"
+    )
+    return _move_answer(
+        case,
+        client_states,
+        message,
+        status,
+        "info" if status == 200 else "error",
+        inline={"case_id": case.id, "form": form, "target": target},
+    )
+
+
+@bp.post("/case/<int:case_id>/move")
+@require_roles(*cases.MOVER_ROLES)
+def move(case_id: int):
+    user = _user()
+    case = _case_or_404(case_id)
+    form = board_forms.MoveForm()
+    from_state = form.from_state.data or case.state
+    target = form.target.data or ""
+    client_states = {from_state, target}
+    if not form.validate():
+        return _move_answer(case, client_states, _first_error(form), 422, "error")
+    version = form.version.data
+    try:
+        case, move_ = cases.plan_move(user, case_id, target, version)
+        data = None
+        if move_.requires:
+            submitted = form.with_data.data == "1"
+            dform = board_forms.requirement_form(
+                move_.requires, case, request.form if submitted else None
+            )
+            if not submitted:
+                return _needs_data(case, target, dform, client_states, 200)
+            if not dform.validate():
+                return _needs_data(case, target, dform, client_states, 422)
+            data = dform.payload()
+        source = case.state
+        case = cases.move_case(
+            user, case_id, target, version, data, today=_today(), overrides=_overrides()
+        )
+    except cases.NotFound:
+        abort(404)
+    except cases.Conflict as exc:
+        return _move_answer(exc.case, client_states, exc.message, 409, "error")
+    except cases.Refused as exc:
+        fresh = cases.get_case(user, case_id)
+        return _move_answer(fresh, client_states, exc.message, 409, "error")
+    message = (
+        f"已将 {case.case_no} 从“{casestates.label(case.direction, source)}”"
+        f"移至“{casestates.label(case.direction, target)}”"
+    )
+    return _move_answer(case, client_states | {source}, message, 200, "success")
+
+
+# --- other actions on a case --------------------------------------------------------------
+
+
+def _action_answer(case_id: int, message: str, status: int, **forms):
+    """After take / assign / mail / comment: the detail (or the card) fresh, and the message."""
+    ok = status < 400
+    if not htmx.is_htmx():
+        flash(message, "success" if ok else "error")
+        return redirect(url_for(".case_detail", case_id=case_id), 303)
+    level = "success" if ok else "error"
+    if request.headers.get("HX-Target") == f"case-{case_id}":
+        card = cases.card(_user(), case_id, _today(), _overrides())
+        body = render_template(
+            "intranet/_card_action.html",
+            card=card,
+            preserve=True,
+            inline=None,
+            message=message,
+            level=level,
+        )
+    else:
+        context = _detail_context(case_id, **forms)
+        body = render_template(
+            "intranet/_card_detail_action.html",
+            page=request.headers.get("HX-Target") != "case-detail",
+            message=message,
+            level=level,
+            **context,
+        )
+    response = make_response(body, status)
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.post("/case/<int:case_id>/take")
+@require_roles("handler")
+def take(case_id: int):
+    _case_or_404(case_id)
+    form = board_forms.VersionForm()
+    if not form.validate():
+        return _action_answer(case_id, "页面已过期，请刷新后重试", 409)
+    try:
+        case = cases.take_case(_user(), case_id, form.version.data)
+    except cases.NotFound:
+        abort(404)
+    except cases.Refused as exc:
+        return _action_answer(case_id, exc.message, 409)
+    return _action_answer(case_id, f"已领取 {case.case_no}", 200)
+
+
+@bp.post("/case/<int:case_id>/assign")
+@require_roles("liaison")
+def assign(case_id: int):
+    _case_or_404(case_id)
+    detail = cases.detail(_user(), case_id, _today(), _overrides())
+    form = board_forms.AssignForm()
+    form.handler.choices = board_forms.select_choices(
+        [("", "请选择")] + [(str(i), n) for i, n in detail.handlers]
+    )
+    if not form.validate():
+        return _action_answer(case_id, _first_error(form), 422, assign_form=form)
+    try:
+        case = cases.assign_case(_user(), case_id, int(form.handler.data), form.version.data)
+    except cases.NotFound:
+        abort(404)
+    except cases.Refused as exc:
+        return _action_answer(case_id, exc.message, 409)
+    return _action_answer(case_id, f"已将 {case.case_no} 指派给{case.assignee.name}", 200)
+
+
+@bp.post("/case/<int:case_id>/mail")
+@require_roles("liaison")
+def mail(case_id: int):
+    _case_or_404(case_id)
+    form = board_forms.MailForm()
+    if not form.validate():
+        return _action_answer(case_id, _first_error(form), 422, mail_form=form)
+    try:
+        case = cases.record_mailing(_user(), case_id, form.tracking_no.data)
+    except cases.NotFound:
+        abort(404)
+    except cases.Refused as exc:
+        return _action_answer(case_id, exc.message, 409, mail_form=form)
+    return _action_answer(case_id, f"已登记邮寄单号 {case.tracking_no}", 200)
+
+
+@bp.post("/case/<int:case_id>/comments")
+@require_roles(*cases.MOVER_ROLES)
+def comment(case_id: int):
+    _case_or_404(case_id)
+    form = board_forms.CommentForm()
+    if not form.validate():
+        return _action_answer(case_id, _first_error(form), 422, comment_form=form)
+    try:
+        cases.add_comment(_user(), case_id, form.body.data)
+    except cases.NotFound:
+        abort(404)
+    except cases.Refused as exc:
+        return _action_answer(case_id, exc.message, 409, comment_form=form)
+    return _action_answer(case_id, "评论已添加", 200)
+
+
+# --- the admin's column limits ------------------------------------------------------------
+
+
+@bp.route("/limits", methods=["GET", "POST"])
+@require_roles("admin")
+def limits():
+    today = _today()
+    current = {
+        (direction, state): value
+        for direction in casestates.COLUMNS
+        for state, value in cases.wip_limits(direction, today).items()
+    }
+    posted = request.method == "POST"
+    form = board_forms.limits_form(request.form if posted else None, current)
+    if posted and form.validate():
+        values = {
+            (direction, state): getattr(form, board_forms.limit_field_name(direction, state)).data
+            for direction, states in casestates.COLUMNS.items()
+            for state in states
+        }
+        try:
+            changed = cases.set_wip_limits(_user(), values, today)
+        except cases.Refused as exc:
+            flash(exc.message, "error")
+        else:
+            flash("看板列上限已保存" if changed else "没有修改", "success")
+            return redirect(url_for(".limits"), 303)
+    return (
+        render_template("intranet/board_limits.html", form=form, columns=casestates.COLUMNS),
+        422 if posted else 200,
+    )

@@ -1,0 +1,131 @@
+/* The kanban boards (templates/intranet/board.html). The only custom script of the boards:
+ * Sortable on each column, posting a drop to the same endpoint the "移至…" menu uses; htmx does
+ * the rest. No inline script or style anywhere (CSP). */
+(function () {
+  "use strict";
+
+  function say(text, level) {
+    var live = document.getElementById("board-live");
+    if (!live) return;
+    var p = document.createElement("p");
+    p.className = "board-msg board-msg-" + (level || "error");
+    p.textContent = text;
+    live.replaceChildren(p);
+  }
+
+  // Forget what the board has, so the next poll redraws every column from the server.
+  function forgetTokens() {
+    document.querySelectorAll('.col-meta[name^="v_"]').forEach(function (input) {
+      input.value = "";
+    });
+  }
+
+  var dragging = false;
+
+  // Sortable leaves style attributes on the cards it touched; htmx copies an old element's
+  // attributes onto its replacement while settling, and a copied style attribute breaks the
+  // Content Security Policy. Drop them before anything is swapped.
+  function clearStyles() {
+    document.querySelectorAll(".board .kcard[style], .board .cards[style]").forEach(function (el) {
+      el.removeAttribute("style");
+    });
+  }
+
+  function columnsIn(root) {
+    var found = [];
+    if (root.matches && root.matches(".board .cards")) found.push(root);
+    if (root.querySelectorAll) {
+      root.querySelectorAll(".board .cards").forEach(function (list) { found.push(list); });
+    }
+    return found;
+  }
+
+  function init(root) {
+    if (typeof Sortable === "undefined") return;
+    columnsIn(root).forEach(function (list) {
+      var board = list.closest(".board");
+      if (!board || board.classList.contains("board-readonly") || list.boardSortable) return;
+      list.boardSortable = Sortable.create(list, {
+        group: "board-" + board.dataset.direction,
+        sort: false, // the order in a column is the server's: most urgent first
+        draggable: ".kcard[data-movable]",
+        filter: "a, button, select, input, textarea, label, .kcard-slot",
+        preventOnFilter: false,
+        delay: 150,
+        delayOnTouchOnly: true,
+        animation: 0, // no transforms on the other cards
+        onStart: function () { dragging = true; },
+        onEnd: function (evt) {
+          dragging = false;
+          clearStyles();
+          if (evt.from === evt.to) return;
+          var card = evt.item;
+          var from = evt.from;
+          var index = evt.oldIndex;
+          htmx.ajax("POST", card.dataset.moveUrl, {
+            source: card,
+            swap: "none",
+            values: {
+              target: evt.to.dataset.state,
+              version: card.dataset.version,
+              from_state: from.dataset.state
+            }
+          }).then(snapBack, snapBack);
+
+          // The answer redraws both columns; if none came (network, server error), put the
+          // card back where it was and let the next poll redraw the board.
+          function snapBack() {
+            if (card.isConnected && card.parentNode !== from) {
+              from.insertBefore(card, from.children[index] || null);
+              forgetTokens();
+            }
+          }
+        }
+      });
+    });
+  }
+
+  htmx.onLoad(init);
+
+  // A refused move (409) or invalid data (422) still carries the fresh columns and the reason.
+  // A poll that lands while a card is being dragged waits for the next one.
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var status = evt.detail.xhr.status;
+    if (dragging && evt.detail.elt.id === "board-poll") {
+      evt.detail.shouldSwap = false;
+      forgetTokens();
+      return;
+    }
+    clearStyles();
+    if ((status === 409 || status === 422) && evt.detail.elt.closest && evt.detail.elt.closest(".board-page")) {
+      evt.detail.shouldSwap = true;
+      evt.detail.isError = false;
+    }
+  });
+
+  document.addEventListener("htmx:responseError", function (evt) {
+    var status = evt.detail.xhr.status;
+    if (status === 409 || status === 422) return;
+    if (status === 401) {
+      var poll = document.getElementById("board-poll");
+      if (poll) poll.remove(); // stop polling: the session has ended
+      say("登录已超时，请刷新页面重新登录。");
+      return;
+    }
+    say(status === 403 ? "您没有权限进行此操作。" : "系统繁忙，请稍后再试。");
+    forgetTokens();
+  });
+
+  document.addEventListener("htmx:sendError", function () {
+    say("网络连接中断，请稍后重试。");
+    forgetTokens();
+  });
+
+  // htmx focuses the [autofocus] field of a newly shown inline form; do it only once, so a later
+  // redraw of the board does not pull the focus back there.
+  document.addEventListener("htmx:afterSettle", function () {
+    document.querySelectorAll(".kcard-form [autofocus]").forEach(function (field) {
+      field.removeAttribute("autofocus");
+    });
+  });
+})();
