@@ -66,6 +66,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     from portal.auth.routes import bp as auth_bp
     from portal.intranet.admin import bp as admin_bp
+    from portal.intranet.audit import bp as audit_bp
     from portal.intranet.dashboard import bp as dashboard_bp
     from portal.intranet.routes import bp as intranet_bp
     from portal.public.employer import bp as employer_bp
@@ -80,6 +81,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.register_blueprint(intranet_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(audit_bp)
     app.register_blueprint(dashboard_bp)
 
     from portal.intranet.counter import bp as counter_bp

@@ -20,6 +20,7 @@ def init_app(app):
     app.cli.add_command(staff_group)
     app.cli.add_command(demo_codes)
     app.cli.add_command(demo_logins)
+    app.cli.add_command(audit_group)
 
 
 @click.group("db", help="Schema migrations.")
@@ -168,3 +169,35 @@ def demo_logins():
     click.echo(f"Staff (password {STAFF_PASSWORD}; codes: flask --app portal demo-codes):")
     for username, name, role, dept, _secret in DEMO_STAFF:
         click.echo(f"  {username:10} {name}  {role}{'  ' + dept if dept else ''}")
+
+
+@click.group("audit", help="The audit log's hash chain.")
+def audit_group():
+    pass
+
+
+@audit_group.command("verify", help="Recompute the chain; report the first broken row.")
+def audit_verify():
+    from portal.services import audit
+
+    db.connect(reuse_if_open=True)
+    report = audit.verify()
+    if report.ok:
+        click.echo(f"audit chain intact: {report.rows} rows")
+        return
+    raise click.ClickException(
+        f"audit chain broken at row {report.broken_at} (after {report.rows} good rows): "
+        f"{report.reason}")
+
+
+@audit_group.command("purge", help="Delete rows older than a date (at least 180 days ago).")
+@click.option("--before", "before", required=True, type=click.DateTime(formats=["%Y-%m-%d"]))
+def audit_purge(before):
+    from portal.services import audit
+
+    db.connect(reuse_if_open=True)
+    try:
+        n = audit.purge(before)
+    except audit.PurgeRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"purged {n} audit rows before {before:%Y-%m-%d}")

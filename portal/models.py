@@ -475,6 +475,9 @@ class SmsMessage(BaseModel):
 
 
 class AuditLog(BaseModel):
+    """Append-only and hash-chained: each row's hash covers its content and the previous
+    row's hash (services.audit); database triggers refuse updates and early deletes."""
+
     at = DateTimeField(default=utcnow, index=True)
     actor = CharField(max_length=40)  # staff:zhangsan / depositor:12 / system
     action = CharField(max_length=40)
@@ -482,6 +485,16 @@ class AuditLog(BaseModel):
     target_id = CharField(max_length=40, default="")
     detail = JSONField(default=dict)
     ip = CharField(max_length=45, default="")
+    prev_hash = CharField(max_length=64, default="")
+    row_hash = CharField(max_length=64, default="")
+
+
+class AuditHead(BaseModel):
+    """The single head of the audit chain; writers lock it, so the chain stays linear."""
+
+    last_hash = CharField(max_length=64, default="")
+    anchor_hash = CharField(max_length=64, default="")  # prev_hash of the oldest kept row
+    updated_at = DateTimeField(default=utcnow)
 
 
 class ChangeRecord(BaseModel):
@@ -496,6 +509,10 @@ class ChangeRecord(BaseModel):
     effective_from = CharField(max_length=7, null=True)
     actor = CharField(max_length=40)
     changed_at = DateTimeField(default=utcnow)
+    # employer hall (0006): the depositor account an employer's deposit-base change is about,
+    # and whether a change dated to a later month is still waiting (scheduled / superseded)
+    account = ForeignKeyField(Account, null=True, backref="change_records")
+    status = CharField(max_length=10, default="applied", index=True)
 
     class Meta:
         indexes = ((("subject_type", "subject_id"), False),)
@@ -567,6 +584,7 @@ MODELS = [
     OtpChallenge,
     SmsMessage,
     AuditLog,
+    AuditHead,
     ChangeRecord,
     HolidayOverride,
     Setting,
