@@ -41,7 +41,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     _database_per_request(app)
 
     from portal import access, filters, security, sessions, storage
-    from portal.services import sms
+    from portal.services import lockout, ratelimit, sms
 
     app.session_interface = sessions.ServerSessionInterface()
     if app.config["REDIS_URL"]:
@@ -53,14 +53,17 @@ def create_app(overrides: dict | None = None) -> Flask:
         sessions.configure(
             sessions.RedisStore(client, timedelta(hours=app.config["SESSION_MAX_HOURS"]))
         )
+        ratelimit.configure(ratelimit.RedisCounters(client))
     else:
         sessions.configure(sessions.DatabaseStore())
+        ratelimit.configure(ratelimit.DatabaseCounters())
     access.login_manager.init_app(app)
     csrf.init_app(app)
     babel.init_app(app)
     security.init_app(app)
     filters.init_app(app)
     sms.configure(app.config["SMS_ADAPTER"])
+    lockout.ADDRESS_LIMIT = app.config["LOGIN_ADDRESS_LIMIT"]
     storage_dir = Path(app.config["STORAGE_DIR"])
     storage.configure(str(storage_dir if storage_dir.is_absolute() else ROOT / storage_dir))
 

@@ -30,6 +30,7 @@ DEFAULTS: dict[str, object] = {
     "SESSION_MAX_HOURS": 8,
     "SESSION_COOKIE_SECURE": False,
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
+    "LOGIN_ADDRESS_LIMIT": 100,  # login attempts per client address per 15 minutes
 }
 
 

@@ -321,3 +321,82 @@ def test_failed_logins_are_audited_with_a_masked_identifier(client, depositor):
     rid = depositor.resident_id
     assert row.detail["who"] == rid[:4] + "**********" + rid[-4:]
     assert depositor.resident_id not in str(row.detail)
+
+
+# --- lockout (security checks 1) ------------------------------------------------------------
+
+
+def _fail(client, resident_id, times):
+    for _ in range(times):
+        r = client.post("/login", data={"resident_id": resident_id, "password": "Wrong12345"})
+    return r
+
+
+def test_five_failures_lock_the_account_even_for_the_right_password(client, depositor):
+    r = _fail(client, depositor.resident_id, 5)
+    assert r.status_code == 422  # the fifth failure itself still says "wrong"
+    r = client.post("/login", data={"resident_id": depositor.resident_id, "password": "Demo1234"})
+    assert r.status_code == 429 and "15 分钟后再试" in r.get_data(as_text=True)
+
+
+def test_lock_message_is_the_same_for_an_unknown_person(client):
+    from portal.rules.ids import resident_id_check_char
+
+    first17 = "15292119800101123"
+    unknown = first17 + resident_id_check_char(first17)
+    _fail(client, unknown, 5)
+    r = client.post("/login", data={"resident_id": unknown, "password": "Demo1234"})
+    assert r.status_code == 429 and "15 分钟后再试" in r.get_data(as_text=True)
+
+
+def test_lock_expires_after_15_minutes(depositor):
+    from portal.services import lockout, ratelimit
+
+    for _ in range(5):
+        lockout.failed("depositor", depositor.resident_id)
+    with pytest.raises(lockout.Locked):
+        lockout.check("depositor", depositor.resident_id, "")
+    ident = lockout._ident("depositor", depositor.resident_id)
+    count, seconds = ratelimit.alive(f"lock:{ident}")
+    assert count == 1 and 14 * 60 < seconds <= 15 * 60
+    later = __import__("time").time() + 15 * 60 + 1
+    assert ratelimit.alive(f"lock:{ident}", now=later) == (0, 0)
+
+
+def test_success_resets_the_failure_count(client, depositor):
+    _fail(client, depositor.resident_id, 4)
+    login_depositor(client, depositor)
+    client.post("/logout")
+    r = _fail(client, depositor.resident_id, 4)
+    assert r.status_code == 422  # not locked: the count started again
+
+
+def test_wrong_totp_codes_count_towards_the_staff_lockout(client):
+    from portal.services import lockout
+
+    for _ in range(5):
+        r = client.post("/staff/login", data={"username": "official", "password": "Staff2026"})
+        assert r.status_code == 303
+        client.post("/staff/login/totp", data={"code": "000000"})
+    r = client.post("/staff/login", data={"username": "official", "password": "Staff2026"})
+    assert r.status_code == 429
+    with pytest.raises(lockout.Locked):
+        lockout.check("staff", "official", "")
+
+
+def test_per_address_limit(client, depositor, monkeypatch):
+    from portal.services import lockout
+
+    monkeypatch.setattr(lockout, "ADDRESS_LIMIT", 3)
+    for _ in range(3):
+        client.post("/login", data={"resident_id": depositor.resident_id, "password": "x1234567"})
+    r = client.post("/login", data={"resident_id": depositor.resident_id, "password": "Demo1234"})
+    assert r.status_code == 429 and "过于频繁" in r.get_data(as_text=True)
+
+
+def test_lockout_counters_hold_no_id_numbers(client, depositor):
+    from portal.models import RateLimitHit
+
+    _fail(client, depositor.resident_id, 2)
+    keys = [row.key for row in RateLimitHit.select()]
+    assert keys and not any(depositor.resident_id in k for k in keys)

@@ -118,3 +118,27 @@ def test_redis_idle_limit_applies(client, redis_store):
     record = redis_store.load(sid)
     redis_store.update(sid, last_seen=record.last_seen - timedelta(minutes=16))
     assert client.get("/staff/").status_code == 302
+
+
+def test_redis_counters_share_limits_and_lockouts(redis_store):
+    """Rate limits and lockout counters in Redis, as several instances share them."""
+    import redis
+
+    from portal.services import lockout, ratelimit
+
+    client = redis.Redis.from_url(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+    previous = ratelimit.backend()
+    ratelimit.configure(ratelimit.RedisCounters(client, prefix="test:"))
+    try:
+        assert ratelimit.hit("k", 2, 60) and ratelimit.hit("k", 2, 60)
+        assert not ratelimit.hit("k", 2, 60) and ratelimit.blocked("k", 2, 60)
+        for _ in range(lockout.MAX_FAILURES):
+            lockout.failed("staff", "someone")
+        with pytest.raises(lockout.Locked):
+            lockout.check("staff", "someone", "")
+        count, seconds = ratelimit.alive(f"lock:{lockout._ident('staff', 'someone')}")
+        assert count == 1 and 0 < seconds <= lockout.LOCK_SECONDS
+        ratelimit.clear(f"lock:{lockout._ident('staff', 'someone')}")
+        lockout.check("staff", "someone", "")
+    finally:
+        ratelimit.configure(previous)

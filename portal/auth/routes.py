@@ -33,7 +33,7 @@ from portal.forms import (
 )
 from portal.models import Depositor, EmployerOperator, StaffUser
 from portal.rules.ids import mask_phone
-from portal.services import audit, identity
+from portal.services import audit, identity, lockout
 
 bp = Blueprint("auth", __name__)
 
@@ -147,7 +147,7 @@ def login():
     if current_user.is_authenticated and current_user.kind == "depositor":
         return redirect(home_url(current_user))
     form = DepositorLoginForm()
-    error = None
+    error, status = None, None
     if session.pop("_expired", False):
         flash(_("您长时间未操作，已安全退出，请重新登录"), "warning")
     if form.validate_on_submit():
@@ -157,11 +157,13 @@ def login():
             )
         except identity.LoginFailed:
             error = BAD_LOGIN
+        except (lockout.Locked, lockout.AddressLimited) as exc:
+            error, status = str(exc), 429
         else:
             challenge = identity.send_code("login", f"d:{depositor.id}", depositor.phone)
             _set_pending("d", depositor, "login", challenge, request.args.get("next"))
             return redirect(url_for("auth.login_code"), code=303)
-    status = 422 if request.method == "POST" else 200
+    status = status or (422 if request.method == "POST" else 200)
     return render_template("auth/login.html", form=form, error=error), status
 
 
@@ -240,7 +242,7 @@ def employer_login():
     if current_user.is_authenticated and current_user.kind == "operator":
         return redirect(home_url(current_user))
     form = OperatorLoginForm()
-    error = None
+    error, status = None, None
     if form.validate_on_submit():
         try:
             operator = identity.authenticate_operator(
@@ -251,11 +253,13 @@ def employer_login():
             )
         except identity.LoginFailed:
             error = BAD_LOGIN
+        except (lockout.Locked, lockout.AddressLimited) as exc:
+            error, status = str(exc), 429
         else:
             challenge = identity.send_code("login", f"o:{operator.id}", operator.phone)
             _set_pending("o", operator, "login", challenge, request.args.get("next"))
             return redirect(url_for("auth.employer_login_code"), code=303)
-    status = 422 if request.method == "POST" else 200
+    status = status or (422 if request.method == "POST" else 200)
     return render_template("auth/employer_login.html", form=form, error=error), status
 
 
@@ -282,7 +286,7 @@ def staff_login():
     if session.pop("_expired", False):
         flash(_("您长时间未操作，已安全退出，请重新登录"), "warning")
     form = StaffLoginForm()
-    error = None
+    error, status = None, None
     if form.validate_on_submit():
         try:
             user = identity.authenticate_staff(
@@ -290,6 +294,8 @@ def staff_login():
             )
         except identity.LoginFailed:
             error = BAD_LOGIN
+        except (lockout.Locked, lockout.AddressLimited) as exc:
+            error, status = str(exc), 429
         else:
             if user.totp_confirmed and user.totp_secret:
                 _set_pending("s", user, "totp", nxt=request.args.get("next"))
@@ -297,7 +303,7 @@ def staff_login():
             identity.start_totp_enrolment(user)
             _set_pending("s", user, "enrol", nxt=request.args.get("next"))
             return redirect(url_for("auth.staff_enrol"), code=303)
-    status = 422 if request.method == "POST" else 200
+    status = status or (422 if request.method == "POST" else 200)
     return render_template("auth/staff_login.html", form=form, error=error), status
 
 
@@ -310,8 +316,8 @@ def staff_totp():
     error = None
     if form.validate_on_submit():
         try:
-            identity.verify_totp(user, form.code.data)
-        except identity.CodeFailed as exc:
+            identity.verify_staff_second_factor(user, form.code.data)
+        except (identity.CodeFailed, lockout.Locked) as exc:
             error = str(exc)
         else:
             return _finish_login("s", user)

@@ -24,7 +24,7 @@ from portal.models import (
     utcnow,
 )
 from portal.rules.ids import mask_resident_id, normalize_resident_id
-from portal.services import audit, sms
+from portal.services import audit, lockout, sms
 
 CODE_INTERVAL = 300  # seconds an SMS code stays valid
 _CODE_STEP = 60  # pyotp step; the code is fixed to the challenge's creation time
@@ -160,10 +160,13 @@ def _failed(kind: str, obj, identifier: str, ip: str) -> LoginFailed:
 
 
 def authenticate_depositor(resident_id: str, password: str, ip: str = "") -> Depositor:
+    lockout.check("depositor", resident_id, ip)
     depositor = find_depositor(resident_id)
     ok = check_password(depositor.password_hash if depositor else None, password)
     if not ok or not depositor.active:
+        lockout.failed("depositor", resident_id)
         raise _failed("depositor", depositor, mask_resident_id(resident_id), ip)
+    lockout.succeeded("depositor", resident_id)
     return depositor
 
 
@@ -190,6 +193,8 @@ def set_depositor_password(depositor: Depositor, password: str, confirm: str, pu
 def authenticate_operator(
     credit_code: str, resident_id: str, password: str, ip: str = ""
 ) -> EmployerOperator:
+    who = f"{(credit_code or '').strip().upper()}|{resident_id}"
+    lockout.check("operator", who, ip)
     operator = (
         EmployerOperator.select(EmployerOperator, Employer)
         .join(Employer)
@@ -201,7 +206,9 @@ def authenticate_operator(
     )
     ok = check_password(operator.password_hash if operator else None, password)
     if not ok or not operator.active or operator.employer.status == "注销":
+        lockout.failed("operator", who)
         raise _failed("operator", operator, mask_resident_id(resident_id), ip)
+    lockout.succeeded("operator", who)
     return operator
 
 
@@ -209,11 +216,25 @@ def authenticate_operator(
 
 
 def authenticate_staff(username: str, password: str, ip: str = "") -> StaffUser:
+    lockout.check("staff", username, ip)
     user = StaffUser.get_or_none(StaffUser.username == (username or "").strip())
     ok = check_password(user.password_hash if user else None, password)
     if not ok or not user.active:
+        lockout.failed("staff", username)
         raise _failed("staff", user, (username or "").strip()[:40], ip)
     return user
+
+
+def verify_staff_second_factor(user: StaffUser, code: str) -> None:
+    """The TOTP step of a staff login: wrong codes count towards the same lockout, and the
+    password is forgotten as a success only once the code is right too."""
+    lockout.check("staff", user.username, "")
+    try:
+        verify_totp(user, code)
+    except CodeFailed:
+        lockout.failed("staff", user.username)
+        raise
+    lockout.succeeded("staff", user.username)
 
 
 def totp_uri(user: StaffUser, issuer: str) -> str:
