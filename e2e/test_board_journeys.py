@@ -158,6 +158,7 @@ def test_the_same_moves_from_the_keyboard(portal, new_context):
         page.keyboard.press("Enter")
     moved = _column(page, "distributed").locator(f"#{card_id}")
     expect(moved).to_be_visible()
+    expect(moved.locator(".kcard-no")).to_be_focused()  # the keyboard user keeps their place
     expect(moved).to_contain_text("阿拉善右旗管理部")
     expect(page.locator("#board-live")).to_contain_text(f"已将 {number} 从“平台接收”移至“已分发”")
 

@@ -36,6 +36,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         TEMPLATES_AUTO_RELOAD=app.config["ENV"] == "development",
     )
     logging.basicConfig(level=logging.INFO)
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # fpdf2's font subsetting chatter
 
     init_db(app.config["DATABASE_URL"], root=str(ROOT))
     _database_per_request(app)

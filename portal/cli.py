@@ -187,7 +187,8 @@ def audit_verify():
         return
     raise click.ClickException(
         f"audit chain broken at row {report.broken_at} (after {report.rows} good rows): "
-        f"{report.reason}")
+        f"{report.reason}"
+    )
 
 
 @audit_group.command("purge", help="Delete rows older than a date (at least 180 days ago).")

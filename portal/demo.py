@@ -304,6 +304,7 @@ def load(today: date, seed: int = SEED, size: int = 500, log=print) -> DemoSumma
             ("loan_balance_multiple", "15"),
             ("loan_repayment_ratio", "0.5"),
             ("loan_years_after_retirement", "5"),
+            ("wip:outbound:accepted", "2"),  # board column limit, exceeded in the demo
         ]:
             Setting.create(key=key, value=value, effective_from=date(2025, 1, 1))
 
@@ -663,6 +664,8 @@ def _cases(g: _Gen, peers, departments, staff, depositors, today: date) -> int:
                 application = {"item": item, "note": "演示数据"}
                 if item == "purchase_withdrawal":
                     application.update(contract_no=f"HT{start:%Y%m%d}{seq:03d}", price="680000.00")
+                if item == "employer_registration":  # issue 5: tracked by receipt + credit code
+                    application.update(_demo_registration(seq))
                 case = ProxyCase.create(
                     case_no=f"KS{start:%Y%m%d}{seq:04d}",
                     receipt_no=f"HZ{start:%Y%m%d}{seq:04d}",
@@ -719,6 +722,19 @@ def _cases(g: _Gen, peers, departments, staff, depositors, today: date) -> int:
                         created_at=_event_time(start, today, i, len(path)),
                     )
     return seq
+
+
+def _demo_registration(seq: int) -> dict:
+    """The application of a demo 单位登记开户 case: a fictional employer with a valid credit code
+    derived from the case's sequence number (no random draw, so other demo data is unchanged)."""
+    body = f"MA1{seq:05d}"
+    first17 = f"91152921{body}{org_code_check_char(body)}"
+    return {
+        "employer_name": f"阿拉善盟示例{COMPANY_WORDS[seq % len(COMPANY_WORDS)]}有限公司",
+        "credit_code": first17 + uscc_check_char(first17),
+        "employer_address": f"阿拉善左旗巴彦浩特镇{STREETS[seq % len(STREETS)]} {seq} 号",
+        "legal_rep": "演示法人",
+    }
 
 
 def example_logins() -> list[tuple[str, object]]:

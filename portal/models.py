@@ -549,7 +549,6 @@ class RateLimitHit(BaseModel):
         indexes = ((("key", "window_start"), True),)
 
 
-
 class StaffSetupToken(BaseModel):
     """A one-time link that lets a new staff member set a password and enrol TOTP."""
 

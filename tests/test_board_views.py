@@ -446,7 +446,7 @@ def test_wip_limit_is_shown_when_exceeded(client):
     head = soup(client.get(f"{BOARD}/outbound")).select_one("#head-verifying")
     assert "kcol-over" in head["class"]
     assert "超出上限 1" in head.select_one(".kcol-limit-over").get_text()
-    assert not soup(client.get(f"{BOARD}/outbound")).select_one("#head-accepted .kcol-limit")
+    assert not soup(client.get(f"{BOARD}/outbound")).select_one("#head-transmitted .kcol-limit")
 
 
 def test_admin_sets_limits(client):
@@ -458,10 +458,10 @@ def test_admin_sets_limits(client):
     r = client.post(f"{BOARD}/limits", data={"wip_outbound_verifying": "4"})
     assert r.status_code == 303
     today = local_today()  # the board's day (Asia/Shanghai)
-    assert cases.wip_limits("outbound", today) == {"verifying": 4}
+    assert cases.wip_limits("outbound", today)["verifying"] == 4
     assert Setting.get(Setting.key == "wip:outbound:verifying").created_by_id == staff("admin").id
     r = client.post(f"{BOARD}/limits", data={"wip_outbound_verifying": ""})
-    assert cases.wip_limits("outbound", today) == {}
+    assert "verifying" not in cases.wip_limits("outbound", today)
 
 
 def test_long_columns_load_more_most_urgent_first(client):
@@ -591,3 +591,26 @@ def test_clerks_cannot_assign_or_mail(client):
         == 403
     )
     assert client.post(f"{BOARD}/case/{case.id}/assign", data={"handler": "1"}).status_code == 403
+
+
+def test_actions_on_the_case_page_keep_the_page_layout(client):
+    case = make_case(cs.OUTBOUND, "accepted")
+    login_staff(client, "clerk")
+    page_url = f"http://localhost{BOARD}/case/{case.id}"
+    r = client.post(
+        f"{BOARD}/case/{case.id}/comments",
+        data={"body": "页面上的评论"},
+        headers={**HX, "HX-Target": "case-detail", "HX-Current-URL": page_url},
+    )
+    assert r.status_code == 200
+    assert soup(r).select_one("details.cd-wrap") is None
+    r = client.post(
+        f"{BOARD}/case/{case.id}/comments",
+        data={"body": "看板上的评论"},
+        headers={
+            **HX,
+            "HX-Target": "case-detail",
+            "HX-Current-URL": "http://localhost/staff/board/outbound",
+        },
+    )
+    assert soup(r).select_one("details.cd-wrap[open] article.case-detail")

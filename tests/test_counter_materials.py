@@ -73,7 +73,9 @@ def test_upload_stores_the_file_with_its_hash_and_audits():
     assert attachment.content_type == "application/pdf" and attachment.size == len(PDF_BYTES)
     assert get_storage().get(attachment.storage_key, attachment.sha256) == PDF_BYTES
     assert attachment.uploaded_by_id == clerk.id and attachment.kind == "material"
-    row = AuditLog.get(AuditLog.action == "case.material_upload")
+    row = AuditLog.get(
+        (AuditLog.action == "case.material_upload") & (AuditLog.target_id == str(case.id))
+    )
     assert row.detail["sha256"] == attachment.sha256
     listed = materials.list_for(case)
     assert [(m.material_name, m.type_label) for m in listed] == [("购房合同或不动产权证书", "PDF")]

@@ -221,7 +221,9 @@ def test_import_opens_an_inbound_case_in_platform_received(package, our_deposito
     stored = PlatformMessage.get(PlatformMessage.message_id == message["message_id"])
     assert stored.direction == "in" and stored.case_id == case.id and stored.sender == "110000"
     assert get_storage().get(stored.storage_key, stored.sha256) == package
-    audit = AuditLog.get(AuditLog.action == "platform.import")
+    audit = AuditLog.get(
+        (AuditLog.action == "platform.import") & (AuditLog.target_id == str(case.id))
+    )
     assert audit.actor == "staff:liaison" and our_depositor.resident_id not in str(audit.detail)
 
 
@@ -381,7 +383,10 @@ def test_export_case_stores_a_signed_package():
     assert signing.verify(ours, messages.canonical(package.message), package.signature["signature"])
     sent = PlatformMessage.get(PlatformMessage.case == case)
     assert sent.direction == "out" and sent.storage_key == key
-    assert AuditLog.get(AuditLog.action == "platform.export").actor == "staff:liaison"
+    exported = AuditLog.get(
+        (AuditLog.action == "platform.export") & (AuditLog.target_id == str(case.id))
+    )
+    assert exported.actor == "staff:liaison"
 
 
 def test_an_exported_package_imports_at_the_peer(our_depositor):

@@ -9,8 +9,10 @@ department) first answers with the card carrying its inline form. The board poll
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from types import SimpleNamespace
+from urllib.parse import urlparse
 
 from flask import (
     Blueprint,
@@ -244,7 +246,6 @@ def _detail_context(case_id: int, **forms):
         mail_form=forms.get("mail_form")
         or board_forms.MailForm(formdata=None, data={"tracking_no": detail.tracking_no}),
         assign_form=assign,
-        version_form=board_forms.VersionForm(formdata=None),
     )
 
 
@@ -324,6 +325,10 @@ def _move_answer(
         status,
     )
     response.vary.add("HX-Request")
+    # keyboard users keep their place: the card gets the focus if the swap took it away
+    response.headers["HX-Trigger-After-Settle"] = json.dumps(
+        {"board:moved": {"focus": f"case-{case.id}-no"}}
+    )
     return response
 
 
@@ -422,9 +427,12 @@ def _action_answer(case_id: int, message: str, status: int, **forms):
         )
     else:
         context = _detail_context(case_id, **forms)
+        on_its_page = urlparse(request.headers.get("HX-Current-URL", "")).path == url_for(
+            ".case_detail", case_id=case_id
+        )
         body = render_template(
             "intranet/_card_detail_action.html",
-            page=request.headers.get("HX-Target") != "case-detail",
+            page=on_its_page,
             message=message,
             level=level,
             **context,

@@ -220,6 +220,9 @@ SETTING_SPECS = (
     ),
     SettingSpec("ratio_min", "缴存比例下限（%）", "percent", Decimal("1"), Decimal("12")),
     SettingSpec("ratio_max", "缴存比例上限（%）", "percent", Decimal("5"), Decimal("12")),
+    SettingSpec(
+        "ratio_equal", "单位与个人缴存比例须相同（1 是，0 否）", "int", Decimal("0"), Decimal("1")
+    ),
     SettingSpec("loan_ceiling", "贷款最高额度（元）", "money", Decimal("0"), Decimal("10000000")),
     SettingSpec("loan_balance_multiple", "贷款额度与余额倍数", "int", Decimal("1"), Decimal("50")),
     SettingSpec(

@@ -19,18 +19,37 @@ from portal.models import AuditHead, AuditLog, utcnow
 RETENTION_DAYS = 180
 
 
-def row_hash(prev: str, at: datetime, actor: str, action: str, target_type: str,
-             target_id: str, detail: dict, ip: str) -> str:
+def row_hash(
+    prev: str,
+    at: datetime,
+    actor: str,
+    action: str,
+    target_type: str,
+    target_id: str,
+    detail: dict,
+    ip: str,
+) -> str:
     payload = json.dumps(
-        [prev, at.strftime("%Y-%m-%d %H:%M:%S.%f"), actor, action, target_type, target_id,
-         detail, ip],
-        ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+        [
+            prev,
+            at.strftime("%Y-%m-%d %H:%M:%S.%f"),
+            actor,
+            action,
+            target_type,
+            target_id,
+            detail,
+            ip,
+        ],
+        ensure_ascii=False,
+        sort_keys=True,
+        separators=(",", ":"),
     )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def record(actor: str, action: str, target_type: str = "", target_id="", ip: str = "",
-           **detail) -> AuditLog:
+def record(
+    actor: str, action: str, target_type: str = "", target_id="", ip: str = "", **detail
+) -> AuditLog:
     at = utcnow()
     target_id = str(target_id)
     ip = ip or ""
@@ -39,9 +58,17 @@ def record(actor: str, action: str, target_type: str = "", target_id="", ip: str
         head = locked(AuditHead.select().where(AuditHead.id == 1)).first()
         prev = head.last_hash if head else ""
         digest = row_hash(prev, at, actor, action, target_type, target_id, detail, ip)
-        row = AuditLog.create(at=at, actor=actor, action=action, target_type=target_type,
-                              target_id=target_id, detail=detail, ip=ip, prev_hash=prev,
-                              row_hash=digest)
+        row = AuditLog.create(
+            at=at,
+            actor=actor,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            detail=detail,
+            ip=ip,
+            prev_hash=prev,
+            row_hash=digest,
+        )
         if head:
             AuditHead.update(last_hash=digest, updated_at=at).where(AuditHead.id == 1).execute()
         else:
@@ -66,15 +93,24 @@ def verify(batch: int = 5000) -> ChainReport:
     prev = head.anchor_hash if head else ""
     count, last_id = 0, 0
     while True:
-        rows = list(AuditLog.select().where(AuditLog.id > last_id).order_by(AuditLog.id)
-                    .limit(batch))
+        rows = list(
+            AuditLog.select().where(AuditLog.id > last_id).order_by(AuditLog.id).limit(batch)
+        )
         if not rows:
             break
         for row in rows:
             if row.prev_hash != prev:
                 return ChainReport(count, row.id, "与前一条记录的哈希不衔接（记录被删除或插入）")
-            expected = row_hash(row.prev_hash, row.at, row.actor, row.action, row.target_type,
-                                row.target_id, row.detail or {}, row.ip)
+            expected = row_hash(
+                row.prev_hash,
+                row.at,
+                row.actor,
+                row.action,
+                row.target_type,
+                row.target_id,
+                row.detail or {},
+                row.ip,
+            )
             if expected != row.row_hash:
                 return ChainReport(count, row.id, "记录内容与哈希不符（记录被篡改）")
             prev = row.row_hash
@@ -97,8 +133,7 @@ def purge(before: datetime, now: datetime | None = None) -> int:
         raise PurgeRefused(f"只能清理 {RETENTION_DAYS} 天以前的审计记录")
     with write_tx():
         locked(AuditHead.select().where(AuditHead.id == 1)).first()
-        first_kept = (AuditLog.select().where(AuditLog.at >= before).order_by(AuditLog.id)
-                      .first())
+        first_kept = AuditLog.select().where(AuditLog.at >= before).order_by(AuditLog.id).first()
         deleted = AuditLog.delete().where(AuditLog.at < before).execute()
         anchor = first_kept.prev_hash if first_kept else ""
         if first_kept is None:

@@ -1012,11 +1012,7 @@ def detail(user: StaffUser, case_id: int, today: date, overrides=None) -> Detail
         )
     }
     checklist = case.checklist or {}
-    events = (
-        CaseEvent.select()
-        .where(CaseEvent.case == case.id)
-        .order_by(CaseEvent.created_at, CaseEvent.id)
-    )
+    events = CaseEvent.select().where(CaseEvent.case == case.id).order_by(CaseEvent.id)
     history = [
         HistoryEntry(
             at=e.created_at,

@@ -121,6 +121,15 @@
     forgetTokens();
   });
 
+  // After a move the card may have been redrawn in another column: if the focus was lost with
+  // the old one, put it on the card's number (an inline form's field keeps it instead).
+  document.addEventListener("board:moved", function (evt) {
+    var active = document.activeElement;
+    if (active && active !== document.body && document.contains(active)) return;
+    var target = document.getElementById(evt.detail.focus);
+    if (target) target.focus();
+  });
+
   // htmx focuses the [autofocus] field of a newly shown inline form; do it only once, so a later
   // redraw of the board does not pull the focus back there.
   document.addEventListener("htmx:afterSettle", function () {
