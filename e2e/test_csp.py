@@ -17,7 +17,13 @@ INJECT_INLINE_SCRIPT = """() => {
 def test_pages_send_a_strict_csp(page: Page):
     response = page.goto("/login")
     csp = response.headers["content-security-policy"]
-    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "script-src 'self' 'nonce-" in csp and "unsafe-inline" not in csp
+    nonce = csp.split("'nonce-", 1)[1].split("'", 1)[0]
+    tags = page.locator("script")
+    assert tags.count() > 0
+    for i in range(tags.count()):
+        assert tags.nth(i).get_attribute("nonce") is not None or tags.nth(i).evaluate(
+            "el => el.nonce") == nonce
 
 
 @pytest.mark.csp_violation_expected

@@ -23,12 +23,18 @@ def test_public_home_lists_items(client):
     assert 'lang="zh-CN"' in html
 
 
-def test_strict_csp_and_security_headers(client):
+def test_strict_nonce_csp_and_security_headers(client):
     r = client.get("/")
     csp = r.headers["Content-Security-Policy"]
-    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    nonce = re.search(r"script-src 'self' 'nonce-([\w-]+)'", csp).group(1)
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
+    scripts = re.findall(r"<script[^>]*>", r.get_data(as_text=True))
+    assert scripts and all(f'nonce="{nonce}"' in tag for tag in scripts)
+    assert nonce not in client.get("/").headers["Content-Security-Policy"]  # fresh each time
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert r.headers["X-Frame-Options"] == "DENY"
+    assert r.headers["Referrer-Policy"] == "same-origin"
     assert r.headers["Cache-Control"] == "no-store"
 
 
@@ -49,6 +55,8 @@ def test_no_inline_script_style_or_handlers_in_templates():
         text = path.read_text(encoding="utf-8")
         if re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text):
             offenders.append(f"{path.name}: inline <script>")
+        if re.search(r"<script(?![^>]*\bnonce=)[^>]*>", text):
+            offenders.append(f"{path.name}: <script> without the CSP nonce")
         if re.search(r"\sstyle=", text):
             offenders.append(f"{path.name}: style attribute")
         if re.search(r"\son[a-z]+=", text):
