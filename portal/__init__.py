@@ -37,6 +37,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     )
     logging.basicConfig(level=logging.INFO)
     logging.getLogger("fontTools").setLevel(logging.WARNING)  # fpdf2's font subsetting chatter
+    from portal import logfilter
+
+    logfilter.install()
 
     init_db(app.config["DATABASE_URL"], root=str(ROOT))
     _database_per_request(app)

@@ -264,11 +264,17 @@ def _changes_page(status=200, contact=None, address=None, ratios=None):
         ratios.employer_ratio.data = str(employer.employer_ratio)
         ratios.employee_ratio.data = str(employer.employee_ratio)
         ratios.effective_from.data = employers.month_of(today)
+    if contact is None:  # the name as registered; the phone is never put back unmasked
+        contact = forms.ContactForm(formdata=None, prefix="contact")
+        contact.contact_name.data = employer.contact_name
+    if address is None:
+        address = forms.AddressForm(formdata=None, prefix="addr")
+        address.address.data = employer.address
     return render_template(
         "employer/changes.html",
         e=employer,
-        contact_form=contact or forms.ContactForm(formdata=None, prefix="contact"),
-        address_form=address or forms.AddressForm(formdata=None, prefix="addr"),
+        contact_form=contact,
+        address_form=address,
         ratio_form=ratios,
         limits=employers.limits_on(today),
         this_month=employers.month_of(today),

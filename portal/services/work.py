@@ -35,11 +35,10 @@ class StaffHome:
 
 
 def _visible_cases(user: StaffUser):
-    """Cases this user works on (handlers and clerks: their department)."""
-    query = ProxyCase.select()
-    if user.role in ("clerk", "handler"):
-        query = query.where(ProxyCase.department == user.department_id)
-    return query
+    """Cases this user works on: the boards' one visibility rule."""
+    from portal.services.cases import visible_clause
+
+    return ProxyCase.select().where(visible_clause(user))
 
 
 def _counts(user: StaffUser) -> dict[tuple[str, str], int]:
