@@ -41,6 +41,16 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     logfilter.install()
 
+    from portal import crypto
+
+    try:
+        crypto.configure(
+            crypto.parse_keys(app.config["DATA_KEYS"], app.config["LOOKUP_KEY"])
+            if app.config["DATA_KEYS"]
+            else crypto.development_keys(Path(app.instance_path))
+        )
+    except crypto.CryptoError as exc:
+        raise config_module.ConfigError(str(exc)) from None
     init_db(app.config["DATABASE_URL"], root=str(ROOT))
     _database_per_request(app)
 
@@ -117,6 +127,27 @@ def create_app(overrides: dict | None = None) -> Flask:
     from portal.services import payouts
 
     payouts.init_app(app)  # `flask payouts reconcile`, and reconcile pending payouts on start
+
+    from portal.intranet.officials import bp as officials_bp
+    from portal.intranet.processing import bp as processing_bp
+    from portal.services import reconciliation
+
+    app.register_blueprint(processing_bp)  # issue 7: processing, 待复核, 对账
+    app.register_blueprint(officials_bp)  # issue 7: settlement certificates
+    reconciliation.init_app(app)  # `flask payouts reconcile-daily --date YYYY-MM-DD`
+
+    # issue 8: the platform exchange over HTTP. The inbox is machine to machine: peers
+    # authenticate by their Ed25519 signature, so it alone is exempt from CSRF.
+    from portal.intranet.ecode import bp as ecode_counter_bp
+    from portal.intranet.outbox import bp as outbox_bp
+    from portal.platform.inbox import bp as platform_inbox_bp
+    from portal.public.ecode import bp as ecode_bp
+
+    csrf.exempt(platform_inbox_bp)
+    app.register_blueprint(platform_inbox_bp)
+    app.register_blueprint(outbox_bp)
+    app.register_blueprint(ecode_bp)
+    app.register_blueprint(ecode_counter_bp)
 
     @app.get("/healthz")
     def healthz():

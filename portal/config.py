@@ -31,6 +31,8 @@ DEFAULTS: dict[str, object] = {
     "SESSION_COOKIE_SECURE": False,
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
     "LOGIN_ADDRESS_LIMIT": 100,  # login attempts per client address per 15 minutes
+    "DATA_KEYS": "",  # kid:base64key,... (AES-256-GCM for IDs and cards at rest)
+    "LOOKUP_KEY": "",  # base64 32 bytes (HMAC blind index)
 }
 
 
@@ -70,6 +72,8 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
         cfg["SECRET_KEY"] = secrets.token_hex(32)
     if production:
         cfg["DEV_SMS_PAGE"] = False
+        if not cfg["DATA_KEYS"] or not cfg["LOOKUP_KEY"]:
+            raise ConfigError("PORTAL_DATA_KEYS and PORTAL_LOOKUP_KEY must be set in production")
         if len(str(cfg["SECRET_KEY"])) < 32:
             raise ConfigError("PORTAL_SECRET_KEY must be at least 32 characters")
     url = str(cfg["DATABASE_URL"])

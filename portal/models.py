@@ -77,10 +77,89 @@ class JSONField(TextField):
         return None if value is None else json.loads(value)
 
 
+class SealedField(TextField):
+    """A personal identifier encrypted at rest (portal.crypto, AES-GCM).
+
+    With ``lookup`` (the name of a blind-index column on the same model), comparing the field
+    with a string in a query compares keyed hashes instead: ``Depositor.resident_id == x``
+    keeps working although the column holds ciphertext. The model fills the index column
+    whenever the field is written (``BaseModel._normalize_data``)."""
+
+    def __init__(self, *args, lookup: str | None = None, purpose: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lookup = lookup
+        self.purpose = purpose
+
+    @property
+    def context(self) -> str:
+        return f"{self.model._meta.table_name}.{self.column_name}"
+
+    def index_value(self, value):
+        from portal import crypto
+
+        return None if value is None else crypto.blind_index(str(value), self.purpose or "")
+
+    def db_value(self, value):
+        from portal import crypto
+
+        return None if value is None else crypto.seal(str(value), self.context)
+
+    def python_value(self, value):
+        from portal import crypto
+
+        return None if value is None else crypto.unseal(value, self.context)
+
+    def __eq__(self, rhs):
+        if isinstance(rhs, str):
+            if not self.lookup:
+                raise TypeError(f"{self.context} is encrypted and has no lookup index")
+            return getattr(self.model, self.lookup) == self.index_value(rhs)
+        return super().__eq__(rhs)
+
+    def __ne__(self, rhs):
+        if isinstance(rhs, str):
+            return getattr(self.model, self.lookup) != self.index_value(rhs)
+        return super().__ne__(rhs)
+
+    __hash__ = TextField.__hash__
+
+    def in_(self, values):
+        values = list(values)
+        if self.lookup and all(isinstance(v, str) for v in values):
+            return getattr(self.model, self.lookup).in_([self.index_value(v) for v in values])
+        return super().in_(values)
+
+
 class BaseModel(Model):
     class Meta:
         database = db
         legacy_table_names = False
+
+    @classmethod
+    def _sealed_lookups(cls) -> list[SealedField]:
+        return [f for f in cls._meta.sorted_fields if isinstance(f, SealedField) and f.lookup]
+
+    @classmethod
+    def _normalize_data(cls, data, kwargs):
+        normalized = super()._normalize_data(data, kwargs)
+        if isinstance(normalized, dict):
+            for field in cls._sealed_lookups():
+                if field in normalized:
+                    index = cls._meta.fields[field.lookup]
+                    normalized[index] = field.index_value(normalized[field])
+        return normalized
+
+    @classmethod
+    def insert_many(cls, rows, fields=None):
+        sealed = cls._sealed_lookups()
+        if sealed and fields is None:
+            rows = [dict(row) for row in rows]
+            for row in rows:
+                for field in sealed:
+                    for key in (field.name, field):
+                        if key in row:
+                            row[field.lookup] = field.index_value(row[key])
+        return super().insert_many(rows, fields)
 
 
 # --- organisation -------------------------------------------------------------------------
@@ -98,6 +177,7 @@ class Center(BaseModel):
     hall_url = CharField(max_length=200, default="")
     online_items = JSONField(default=list)  # item codes this center offers fully online
     public_key = TextField(null=True)  # Ed25519 public key (platform exchange)
+    exchange_url = CharField(max_length=200, default="")  # peer's /platform/inbox (0009)
     active = BooleanField(default=True)
 
     def offers_online(self, item_code: str) -> bool:
@@ -141,7 +221,8 @@ class EmployerOperator(BaseModel):
     """A person who acts for an employer in the employer hall (单位经办人)."""
 
     employer = ForeignKeyField(Employer, backref="operators", on_delete="CASCADE")
-    resident_id = CharField(max_length=18)
+    resident_id = SealedField(lookup="resident_id_index", purpose="resident_id")
+    resident_id_index = CharField(max_length=64)
     name = CharField(max_length=40)
     phone = CharField(max_length=20)
     password_hash = CharField(max_length=255, null=True)
@@ -151,20 +232,21 @@ class EmployerOperator(BaseModel):
     created_at = DateTimeField(default=utcnow)
 
     class Meta:
-        indexes = ((("employer", "resident_id"), True),)
+        indexes = ((("employer", "resident_id_index"), True),)
 
 
 class Depositor(BaseModel):
     """A natural person who deposits (缴存人)."""
 
-    resident_id = CharField(max_length=18, unique=True)
+    resident_id = SealedField(lookup="resident_id_index", purpose="resident_id")
+    resident_id_index = CharField(max_length=64, unique=True)
     name = CharField(max_length=40)
     sex = CharField(max_length=1)  # M / F
     birth_date = DateField()
     retirement_category = CharField(max_length=10)  # male / female_55 / female_50
     retired_on = DateField(null=True)
     phone = CharField(max_length=20)
-    bank_card = CharField(max_length=19, null=True)
+    bank_card = SealedField(null=True)
     bank_name = CharField(max_length=40, default="")
     bank_card_changed_at = DateTimeField(null=True)
     address = CharField(max_length=200, default="")
@@ -253,7 +335,7 @@ class Payout(BaseModel):
     amount = FenField()
     idempotency_key = CharField(max_length=64, unique=True)
     status = CharField(max_length=10, default="pending")
-    bank_card = CharField(max_length=19, null=True)
+    bank_card = SealedField(null=True)
     bank_ref = CharField(max_length=64, null=True)
     requested_by = CharField(max_length=40, default="")
     approved_by = ForeignKeyField(StaffUser, null=True)
@@ -269,7 +351,7 @@ class BankTransfer(BaseModel):
     idempotency_key = CharField(max_length=64, unique=True)
     direction = CharField(max_length=3)  # out / in
     amount = FenField()
-    card = CharField(max_length=19, default="")
+    card = SealedField(null=True)
     reference = CharField(max_length=64, unique=True)
     created_at = DateTimeField(default=utcnow)
 
@@ -330,7 +412,8 @@ class ProxyCase(BaseModel):
     depositor = ForeignKeyField(Depositor, null=True, backref="cases")
     employer = ForeignKeyField(Employer, null=True, backref="cases")
     applicant_name = CharField(max_length=60)
-    applicant_id_no = CharField(max_length=18)
+    applicant_id_no = SealedField(lookup="applicant_id_index", purpose="resident_id")
+    applicant_id_index = CharField(max_length=64, index=True)
     applicant_phone = CharField(max_length=20, default="")
     application = JSONField(default=dict)
     checklist = JSONField(default=dict)  # material code -> received?
@@ -346,6 +429,11 @@ class ProxyCase(BaseModel):
     result = JSONField(default=dict)
     tracking_no = CharField(max_length=40, default="")
     platform_ref = CharField(max_length=64, null=True)
+    # platform exchange (0009): an outbound case sent to the peer is "pending" (待送达) until
+    # the peer acknowledges ("acked"), "failed" when it could not be delivered
+    delivery = CharField(max_length=10, default="")
+    peer_ack_on = DateField(null=True)
+    peer_deadline = DateField(null=True)  # the peer's 3 working days, from its acknowledgement
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
     version = IntegerField(default=1)
@@ -438,6 +526,46 @@ class CertificateRequest(BaseModel):
     status = CharField(max_length=10, default="pending")  # pending / issued / refused
     certificate = ForeignKeyField(Certificate, null=True)
     requested_at = DateTimeField(default=utcnow)
+    # processing (0008): who asked (audit actor), the official who issued or refused, and why
+    requested_by = CharField(max_length=40, default="")
+    decided_by = ForeignKeyField(StaffUser, null=True, backref="decided_requests")
+    decided_at = DateTimeField(null=True)
+    refused_reason = TextField(default="")
+
+
+CASE_PAYOUT_STATUSES = ("pending_approval", "approved", "paid", "refused", "failed")
+
+
+class CasePayout(BaseModel):
+    """A payout a handler prepared on an inbound case (services.processing): home-purchase
+    withdrawal, or the proxy retirement withdrawal / early repayment. A second handler of the
+    department approves it (复核) before the exactly-once payout; the purchase columns feed the
+    shared-property cap."""
+
+    case = ForeignKeyField(ProxyCase, backref="case_payouts")
+    kind = CharField(max_length=20)  # purchase / retirement / loan_offset
+    depositor = ForeignKeyField(Depositor, backref="case_payouts")
+    account = ForeignKeyField(Account, backref="case_payouts")
+    amount = FenField()
+    status = CharField(max_length=16, default="pending_approval", index=True)
+    property_no = CharField(max_length=60, default="", index=True)  # contract or deed number
+    property_address = CharField(max_length=200, default="")
+    purchase_date = DateField(null=True)
+    price = FenField(null=True)
+    spouse_name = CharField(max_length=40, default="")
+    spouse_id_no = CharField(max_length=18, default="")
+    co_owners = JSONField(default=list)  # [{"name": ..., "id_no": ...}]
+    detail = JSONField(default=dict)  # the computation shown to the approver
+    bank_card = CharField(max_length=19, null=True)
+    bank_name = CharField(max_length=40, default="")
+    prepared_by = ForeignKeyField(StaffUser, backref="prepared_payouts")
+    prepared_at = DateTimeField(default=utcnow)
+    approved_by = ForeignKeyField(StaffUser, null=True, backref="approved_payouts")
+    approved_at = DateTimeField(null=True)
+    refused_by = ForeignKeyField(StaffUser, null=True, backref="refused_payouts")
+    refused_reason = TextField(default="")
+    payout = ForeignKeyField(Payout, null=True, backref="case_payouts")
+    version = IntegerField(default=1)
 
 
 # --- identity, sessions, audit ------------------------------------------------------------
@@ -559,6 +687,69 @@ class StaffSetupToken(BaseModel):
     used_at = DateTimeField(null=True)
 
 
+# --- platform exchange over HTTP and 亮码可办 (issue 8, migration 0009) ----------------------
+
+OUTBOX_STATUSES = ("pending", "sent", "failed")
+
+
+class OutboxMessage(BaseModel):
+    """A signed message to a peer reached over HTTP, written in the same transaction as the
+    state change that causes it; the worker (``flask platform worker``) delivers it with
+    retries and backoff. The receiver treats a repeated message id as a no-op."""
+
+    message_id = CharField(max_length=36, unique=True)
+    platform_message = ForeignKeyField(PlatformMessage, unique=True, backref="outbox")
+    center = ForeignKeyField(Center, backref="outbox_messages")
+    case = ForeignKeyField(ProxyCase, null=True, backref="outbox_messages")
+    kind = CharField(max_length=24)
+    status = CharField(max_length=10, default="pending")
+    attempts = IntegerField(default=0)
+    next_attempt_at = DateTimeField(default=utcnow)
+    locked_until = DateTimeField(null=True)  # a worker's lease while it sends
+    last_error = CharField(max_length=300, default="")
+    last_status = IntegerField(null=True)  # the peer's last HTTP status
+    created_by = CharField(max_length=40, default="")
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    sent_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("status", "next_attempt_at"), False),)
+
+
+class ECode(BaseModel):
+    """A depositor's one-day business e-code (亮码可办): valid until 24:00 Asia/Shanghai of the
+    day it was issued; used up once a center has queried it."""
+
+    depositor = ForeignKeyField(Depositor, backref="ecodes")
+    code = CharField(max_length=24, unique=True)
+    issued_on = DateField()
+    expires_at = DateTimeField()  # UTC
+    created_at = DateTimeField(default=utcnow)
+    revoked_at = DateTimeField(null=True)
+    used_at = DateTimeField(null=True)
+    used_by_center = CharField(max_length=12, default="")
+    used_by_center_name = CharField(max_length=100, default="")
+    used_by = CharField(max_length=100, default="")  # clerk and department, as reported
+    query_message_id = CharField(max_length=36, default="")
+    reply_key = CharField(max_length=200, default="")  # the signed reply we sent (storage)
+    reply_sha256 = CharField(max_length=64, default="")
+
+
+class ECodeLookup(BaseModel):
+    """A clerk's look-up of another center's depositor by e-code, and what came back."""
+
+    staff = ForeignKeyField(StaffUser, backref="ecode_lookups")
+    center = ForeignKeyField(Center)
+    code_hint = CharField(max_length=24)  # the code, masked
+    message_id = CharField(max_length=36)
+    reply_message_id = CharField(max_length=36, default="")
+    outcome = CharField(max_length=10)  # ok / refused
+    reason = CharField(max_length=200, default="")
+    data = JSONField(default=dict)  # the information table (ok)
+    created_at = DateTimeField(default=utcnow, index=True)
+
+
 MODELS = [
     Center,
     Department,
@@ -579,6 +770,7 @@ MODELS = [
     PlatformMessage,
     Certificate,
     CertificateRequest,
+    CasePayout,
     WebSession,
     OtpChallenge,
     SmsMessage,
@@ -589,4 +781,7 @@ MODELS = [
     Setting,
     StaffSetupToken,
     RateLimitHit,
+    OutboxMessage,
+    ECode,
+    ECodeLookup,
 ]

@@ -92,5 +92,17 @@ def test_csrf_is_enforced_when_enabled(app, client, depositor):
 def test_dev_sms_page_is_absent_in_production(monkeypatch):
     from portal import config
 
-    cfg = config.load({"ENV": "production", "SECRET_KEY": "x" * 40}, environ={})
+    keys = {"DATA_KEYS": "k1:" + "A" * 43 + "=", "LOOKUP_KEY": "B" * 43 + "="}
+    cfg = config.load({"ENV": "production", "SECRET_KEY": "x" * 40, **keys}, environ={})
     assert cfg["DEV_SMS_PAGE"] is False
+
+
+def test_production_refuses_to_start_without_secrets():
+    import pytest
+
+    from portal import config
+
+    with pytest.raises(config.ConfigError, match="SECRET_KEY"):
+        config.load({"ENV": "production"}, environ={})
+    with pytest.raises(config.ConfigError, match="DATA_KEYS"):
+        config.load({"ENV": "production", "SECRET_KEY": "x" * 40}, environ={})
