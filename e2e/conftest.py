@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import os
 import re
@@ -33,6 +34,8 @@ import pyotp
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
+from portal import crypto
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # gitignored
 CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")  # Debian package
@@ -42,6 +45,18 @@ DEMO_SIZE = 80
 STARTUP_TIMEOUT = 30.0
 
 expect.set_options(timeout=10_000)
+
+# The portals under test and this test process share one set of encryption keys, so tests can
+# read the demo people (IDs are encrypted at rest) straight from the servers' databases.
+# Kept in the environment: test modules import this file a second time as e2e.conftest, and
+# both copies must agree.
+E2E_DATA_KEYS = os.environ.setdefault(
+    "E2E_DATA_KEYS", "e2e:" + base64.b64encode(secrets.token_bytes(32)).decode()
+)
+E2E_LOOKUP_KEY = os.environ.setdefault(
+    "E2E_LOOKUP_KEY", base64.b64encode(secrets.token_bytes(32)).decode()
+)
+crypto.configure(crypto.parse_keys(E2E_DATA_KEYS, E2E_LOOKUP_KEY))
 
 
 def _flag(name: str) -> bool:
@@ -247,6 +262,8 @@ class PortalServer:
             **os.environ,
             "PORTAL_DATABASE_URL": database_url,
             "PORTAL_SECRET_KEY": secrets.token_hex(32),
+            "PORTAL_DATA_KEYS": E2E_DATA_KEYS,
+            "PORTAL_LOOKUP_KEY": E2E_LOOKUP_KEY,
             "PORTAL_ENV": "development",
             "PORTAL_STORAGE_DIR": str(workdir / "storage"),
             # every journey logs in from 127.0.0.1: lift the per-address login limit

@@ -55,7 +55,9 @@ def _primaries(server) -> Primaries:
             ]
             case = (
                 ProxyCase.select()
-                .where(ProxyCase.item == "employer_registration")
+                .where(
+                    (ProxyCase.item == "employer_registration") & (ProxyCase.direction == "inbound")
+                )
                 .order_by(ProxyCase.id)
                 .first()
             )
@@ -137,6 +139,7 @@ def test_change_ratios_and_see_the_history(new_context, portal):
     expect(history).to_contain_text("单位缴存比例")
     expect(history).to_contain_text("个人缴存比例")
     expect(page.locator("#now-h + dl")).to_contain_text(f"单位 {new}% · 个人 {new}%")
+    _shot(page, "changes-history-desktop")
     _nav(page, "概况").click()
     expect(page.locator("#emp-h").locator("xpath=ancestor::section")).to_contain_text(
         f"单位 {new}% · 个人 {new}%"
@@ -161,6 +164,7 @@ def test_add_a_second_operator_who_activates_and_logs_in(new_context, portal):
     row = page.locator("tr", has_text="钱新")
     expect(row).to_contain_text("待激活")
     expect(row).not_to_contain_text(resident_id)
+    _shot(page, "operators-added-desktop")
 
     newcomer = Operator(resident_id, "钱新", phone, who.credit_code, who.employer_name)
     other = new_context(**VIEWPORTS["phone"]).new_page()
@@ -214,6 +218,11 @@ def test_roster_search_detail_paging_and_pages_fit(new_context, portal, size):
     assert page.url != url  # the search is in the address bar
     _shot(page, f"roster-{size}")
     assert page.evaluate(NO_OVERFLOW), "roster scrolls sideways"
+    page.locator("#roster tbody").get_by_role("link", name="调整基数").first.click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("调整缴存基数")
+    expect(page.locator("#who-h")).to_contain_text(first_name[:2])
+    _shot(page, f"base-{size}")
+    assert page.evaluate(NO_OVERFLOW), "base page scrolls sideways"
 
     for path, name in [
         ("/employer/changes", "changes"),

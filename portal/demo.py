@@ -58,7 +58,12 @@ DEMO_STAFF = [
     ("official", "周静", "official", None, "OFFICIALDEMOSECRETOFFICIALDEMOS"),
     ("admin", "吴刚", "admin", None, "ADMINDEMOSECRETADMINDEMOSECRETAD"),
     ("auditor", "郑洁", "auditor", None, "AUDITORDEMOSECRETAUDITORDEMOSEC"),
+    # issue 7: a second handler of 阿拉善左旗管理部, who approves (复核) handler's payouts
+    ("handler3", "钱慧", "handler", "AZQ", "HANDLERTHREEDEMOSECRETHANDLERTH"),
 ]
+# Staff added after the first seven get a fixed phone, so the random draws (and with them every
+# other demo person) stay what they were.
+FIXED_STAFF_PHONES = {"handler3": "13900001003"}
 
 DEPARTMENTS = [
     ("AZQ", "阿拉善左旗管理部", "152921", "巴彦浩特镇土尔扈特路 18 号"),
@@ -304,6 +309,8 @@ def load(today: date, seed: int = SEED, size: int = 500, log=print) -> DemoSumma
             ("loan_balance_multiple", "15"),
             ("loan_repayment_ratio", "0.5"),
             ("loan_years_after_retirement", "5"),
+            ("purchase_withdrawal_months", "12"),  # issue 7: 购房提取 within 12 months
+            ("purchase_withdrawal_co_owners", "0"),  # only the spouse's withdrawals add up
             ("wip:outbound:accepted", "2"),  # board column limit, exceeded in the demo
         ]:
             Setting.create(key=key, value=value, effective_from=date(2025, 1, 1))
@@ -318,7 +325,7 @@ def load(today: date, seed: int = SEED, size: int = 500, log=print) -> DemoSumma
                 department=departments[dept] if dept else None,
                 totp_secret=secret,
                 totp_confirmed=True,
-                phone=g.phone(),
+                phone=FIXED_STAFF_PHONES.get(username) or g.phone(),
             )
 
         # employers and their operators

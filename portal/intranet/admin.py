@@ -73,7 +73,18 @@ class CenterForm(FlaskForm):
     )
     hall_url = StringField("网上业务大厅地址", [Optional(), Length(max=200)])
     public_key = TextAreaField("平台签名公钥（Ed25519，Base64）", [Optional(), Length(max=200)])
+    exchange_url = StringField("平台交换地址", [Optional(), Length(max=200)])  # issue 8
     active = BooleanField("启用")
+
+    def validate_exchange_url(self, field):
+        from wtforms.validators import ValidationError
+
+        from portal.platform.exchange import check_exchange_url
+
+        try:
+            field.data = check_exchange_url(field.data)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
 
 
 def _department_choices():
@@ -280,6 +291,7 @@ def center_edit(code: str):
                 form.public_key.data,
                 form.hall_url.data,
                 form.active.data,
+                exchange_url=form.exchange_url.data or "",
             )
         except admin.AdminError as exc:
             form.public_key.errors.append(str(exc))

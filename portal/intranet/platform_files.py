@@ -11,6 +11,7 @@ from portal.access import guard_kind
 from portal.intranet import counter_forms as forms
 from portal.intranet.counter import download
 from portal.platform import files
+from portal.rules.casestates import label as state_label
 
 bp = Blueprint("platform_files", __name__, url_prefix="/staff/platform")
 bp.before_request(guard_kind("staff", ("liaison",)))
@@ -48,6 +49,16 @@ def import_package():
     case = imported.case
     if imported.duplicate:
         flash(_("该业务包此前已导入（办件 %(no)s），本次未重复登记。", no=case.case_no), "warning")
+    elif imported.kind != "case.send":  # issue 8: acks, requests, results and mailing too
+        flash(
+            _(
+                "已导入“%(kind)s”报文：办件 %(no)s 现处于“%(state)s”。",
+                kind=files.messages.TYPE_LABELS.get(imported.kind, imported.kind),
+                no=case.case_no,
+                state=state_label(case.direction, case.state),
+            ),
+            "success",
+        )
     else:
         flash(
             _(

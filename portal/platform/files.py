@@ -29,16 +29,13 @@ from functools import lru_cache
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import current_app
-from peewee import IntegrityError
 
 from portal import items
 from portal.db import write_tx
 from portal.models import (
     Attachment,
-    CaseEvent,
     Center,
     Depositor,
-    Employer,
     Loan,
     PlatformMessage,
     ProxyCase,
@@ -46,9 +43,7 @@ from portal.models import (
 )
 from portal.platform import messages, signing
 from portal.platform.messages import MessageInvalid
-from portal.rules.casestates import INBOUND, INITIAL, OUTBOUND
-from portal.rules.ids import is_valid_resident_id
-from portal.rules.workdays import add_workdays
+from portal.rules.casestates import OUTBOUND
 from portal.services import audit
 from portal.services import materials as materials_service
 from portal.storage import StorageError, get_storage
@@ -109,7 +104,8 @@ def pack(message: dict, files: dict[str, bytes], key: Ed25519PrivateKey) -> byte
         _zip_entry(zf, MESSAGE_FILE, body)
         _zip_entry(zf, SIGNATURE_FILE, json.dumps(signature, indent=2).encode())
         written = set()
-        for entry in message["payload"].get("materials", []):
+        payload = message["payload"]
+        for entry in payload.get("materials", []) + payload.get("documents", []):
             path = material_path(entry["sha256"], entry["content_type"])
             if path not in written:
                 _zip_entry(zf, path, files[entry["sha256"]])
@@ -323,6 +319,7 @@ def _existing(sender: str, message_id: str) -> PlatformMessage | None:
 class Imported:
     case: ProxyCase
     duplicate: bool  # the message id was processed before: nothing changed
+    kind: str = "case.send"  # the message type (every type can be imported)
 
 
 def import_package(
@@ -344,119 +341,14 @@ def receive(
     today: date | None = None,
     overrides=None,
 ) -> Imported:
-    """:func:`import_package`, also saying whether the package was a duplicate."""
-    from portal.filters import local_today
-    from portal.services.counter import create_numbered
-    from portal.services.settings import holiday_overrides
+    """:func:`import_package`, also saying whether the package was a duplicate.
 
-    package = read_package(data)
-    peer = verify_package(package)
-    message = package.message
-    if message["type"] != "case.send":
-        label = messages.TYPE_LABELS.get(message["type"], message["type"])
-        raise ImportRefused(f"文件导入暂只接收“业务传递”报文，不能导入“{label}”报文")
-    done = _existing(peer.code, message["message_id"])
-    if done is not None:
-        return _duplicate(done, actor)
-    found = _checked_materials(package)
-    payload = message["payload"]
-    applicant = payload["applicant"]
-    if not is_valid_resident_id(applicant["id_no"]):
-        raise ImportRefused("报文中申请人的身份证号码校验不通过")
-    today = today or local_today()
-    overrides = holiday_overrides() if overrides is None else overrides
-    depositor = Depositor.get_or_none(Depositor.resident_id == applicant["id_no"])
-    employer = None
-    if payload.get("employer"):
-        employer = Employer.get_or_none(Employer.credit_code == payload["employer"]["credit_code"])
-    the_item = items.get(payload["item"])
-    package_key, package_sha = get_storage().put(data, "packages", ".zip")
-    try:
-        with write_tx():
-            case = create_numbered(
-                today,
-                item=the_item.code,
-                direction=INBOUND,
-                state=INITIAL[INBOUND],
-                center=peer,
-                depositor=depositor,
-                employer=employer,
-                applicant_name=applicant["name"],
-                applicant_id_no=applicant["id_no"],
-                applicant_phone=applicant.get("phone", ""),
-                application=payload["application"],
-                checklist=payload["checklist"],
-                clock_start=today,
-                deadline=add_workdays(today, items.INBOUND_DONE_WORKDAYS, overrides),
-                platform_ref=f"{peer.code}:{message['case_ref']['case_no']}",
-            )
-            for entry, content in found:
-                materials_service.store(
-                    case,
-                    content,
-                    entry["filename"],
-                    entry.get("code", ""),
-                    content_type=entry["content_type"],
-                )
-            PlatformMessage.create(
-                message_id=message["message_id"],
-                direction="in",
-                kind=message["type"],
-                sender=peer.code,
-                recipient=message["recipient"],
-                case=case,
-                storage_key=package_key,
-                sha256=package_sha,
-                actor=actor[:40],
-            )
-            CaseEvent.create(
-                case=case,
-                actor=user,
-                actor_label=(user.name if user else PLATFORM_LABEL)[:60],
-                action="create",
-                to_state=case.state,
-                data={
-                    "channel": "file",
-                    "message_id": message["message_id"],
-                    "sender": peer.code,
-                    "peer_case_no": message["case_ref"]["case_no"],
-                    "depositor_matched": depositor is not None,
-                    "materials": len(found),
-                },
-            )
-            audit.record(
-                actor,
-                "platform.import",
-                "proxy_case",
-                case.id,
-                case_no=case.case_no,
-                message_id=message["message_id"],
-                sender=peer.code,
-                item=the_item.code,
-                depositor_matched=depositor is not None,
-                sha256=package_sha,
-            )
-    except IntegrityError:
-        done = _existing(peer.code, message["message_id"])
-        if done is None:
-            raise
-        return _duplicate(done, actor)
-    except materials_service.UploadRefused as exc:
-        raise ImportRefused(f"材料文件不合格：{exc}") from None
-    return Imported(case, False)
+    Every message type is accepted (the file adapter carries them all): the checks and the
+    processing live in ``portal.platform.exchange.receive``, shared with the HTTP inbox."""
+    from portal.platform import exchange
 
-
-def _duplicate(done: PlatformMessage, actor: str) -> Imported:
-    with write_tx():
-        audit.record(
-            actor,
-            "platform.import_duplicate",
-            "proxy_case",
-            done.case_id or "",
-            message_id=done.message_id,
-            sender=done.sender,
-        )
-    return Imported(ProxyCase.get_by_id(done.case_id), True)
+    got = exchange.receive(data, "file", actor=actor, user=user, today=today, overrides=overrides)
+    return Imported(got.case, got.duplicate, got.kind)
 
 
 # --- demo ---------------------------------------------------------------------------------

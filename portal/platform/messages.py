@@ -1,5 +1,10 @@
 """Platform messages: build them, validate them against the versioned JSON Schema, and give
-the canonical bytes that are signed (``schema/case-message-v1.json``).
+the canonical bytes that are signed (``schema/case-message-v1.json`` and ``-v1.1.json``).
+
+Versions: 1.0 carries the five case messages; 1.1 adds the 亮码可办 look-up (``ecode.query`` and
+its ``ecode.reply``), which concern a depositor rather than a case. A message is validated
+against the schema of its own ``schema_version``, so 1.0 messages stay readable; a sender
+writes the lowest version that can carry the message (:func:`version_for`).
 
 Canonical form: UTF-8 JSON with sorted keys, no insignificant whitespace and non-ASCII kept
 as is. A signature covers these bytes, and through the ``sha256`` of every listed material,
@@ -16,15 +21,22 @@ from pathlib import Path
 
 from jsonschema import Draft202012Validator
 
-SCHEMA_VERSION = "1.0"
-SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "case-message-v1.json"
-MESSAGE_TYPES = ("case.send", "case.ack", "materials.request", "case.result", "mailing.report")
+SCHEMA_VERSION = "1.0"  # the base version: every case message
+LATEST_VERSION = "1.1"
+SCHEMA_DIR = Path(__file__).resolve().parent / "schema"
+SCHEMA_PATH = SCHEMA_DIR / "case-message-v1.json"
+SCHEMA_PATHS = {"1.0": SCHEMA_PATH, "1.1": SCHEMA_DIR / "case-message-v1.1.json"}
+CASE_TYPES = ("case.send", "case.ack", "materials.request", "case.result", "mailing.report")
+ECODE_TYPES = ("ecode.query", "ecode.reply")
+MESSAGE_TYPES = CASE_TYPES + ECODE_TYPES
 TYPE_LABELS = {
     "case.send": "业务传递",
     "case.ack": "接收确认",
     "materials.request": "补正材料请求",
     "case.result": "办理结果",
     "mailing.report": "邮寄信息",
+    "ecode.query": "亮码查询",
+    "ecode.reply": "亮码查询结果",
 }
 
 
@@ -33,14 +45,19 @@ class MessageInvalid(ValueError):
 
 
 @cache
-def schema() -> dict:
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+def schema(version: str = SCHEMA_VERSION) -> dict:
+    return json.loads(SCHEMA_PATHS[version].read_text(encoding="utf-8"))
 
 
 @cache
-def _validator() -> Draft202012Validator:
-    Draft202012Validator.check_schema(schema())
-    return Draft202012Validator(schema())
+def _validator(version: str = SCHEMA_VERSION) -> Draft202012Validator:
+    Draft202012Validator.check_schema(schema(version))
+    return Draft202012Validator(schema(version))
+
+
+def version_for(kind: str) -> str:
+    """The lowest schema version that carries messages of this type."""
+    return SCHEMA_VERSION if kind in CASE_TYPES else LATEST_VERSION
 
 
 _PROBLEMS = {
@@ -77,13 +94,16 @@ def validate(message: dict) -> None:
     """Raise :class:`MessageInvalid` naming the first (deepest) problem, else return."""
     if not isinstance(message, dict):
         raise MessageInvalid("报文不是 JSON 对象")
+    version = message.get("schema_version")
+    if version not in SCHEMA_PATHS:  # unknown: the latest schema names the problem
+        version = LATEST_VERSION
     errors = sorted(
-        _validator().iter_errors(message), key=lambda e: (-len(e.absolute_path), e.message)
+        _validator(version).iter_errors(message), key=lambda e: (-len(e.absolute_path), e.message)
     )
     if errors:
         first = errors[0]
         more = f"（另有 {len(errors) - 1} 处）" if len(errors) > 1 else ""
-        raise MessageInvalid(f"报文不符合规范 v{SCHEMA_VERSION}：{_describe(first)}{more}")
+        raise MessageInvalid(f"报文不符合规范 v{version}：{_describe(first)}{more}")
 
 
 def canonical(message: dict) -> bytes:
@@ -102,23 +122,25 @@ def build(
     kind: str,
     sender: str,
     recipient: str,
-    case_ref: dict,
+    case_ref: dict | None,
     payload: dict,
     *,
     message_id: str | None = None,
     created_at: datetime | None = None,
 ) -> dict:
-    """An envelope around ``payload``, validated before it is returned."""
+    """An envelope around ``payload``, validated before it is returned (``case_ref`` is None
+    for the e-code messages, which are not about a case)."""
     message = {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": version_for(kind),
         "message_id": message_id or str(uuid.uuid4()),
         "type": kind,
         "sender": sender,
         "recipient": recipient,
         "created_at": utc_stamp(created_at),
-        "case_ref": case_ref,
         "payload": payload,
     }
+    if case_ref is not None:
+        message["case_ref"] = case_ref
     validate(message)
     return message
 
@@ -165,3 +187,60 @@ def case_send_payload(
     if employer:
         payload["employer"] = employer
     return payload
+
+
+# --- the other payloads (issue 8) ---------------------------------------------------------
+
+
+def ack_payload(received_on: date, deadline: date) -> dict:
+    return {"received_on": received_on.isoformat(), "deadline": deadline.isoformat()}
+
+
+def materials_request_payload(missing: list[str], note: str = "") -> dict:
+    payload: dict = {"missing": [str(m)[:100] for m in missing][:30]}
+    if note:
+        payload["note"] = note[:500]
+    return payload
+
+
+def result_payload(outcome: str, done_on: date, note: str = "", documents=None) -> dict:
+    payload: dict = {"outcome": outcome, "done_on": done_on.isoformat()}
+    if note:
+        payload["note"] = note[:500]
+    if documents:
+        payload["documents"] = list(documents)
+    return payload
+
+
+def mailing_payload(carrier: str, tracking_no: str, mailed_on: date, contents: str = "") -> dict:
+    payload = {"carrier": carrier, "tracking_no": tracking_no, "mailed_on": mailed_on.isoformat()}
+    if contents:
+        payload["contents"] = contents[:500]
+    return payload
+
+
+def ecode_query_payload(code: str, clerk_name: str, department: str = "", purpose: str = ""):
+    clerk = {"name": clerk_name[:40]}
+    if department:
+        clerk["department"] = department[:60]
+    payload: dict = {"code": code, "clerk": clerk}
+    if purpose:
+        payload["purpose"] = purpose[:500]
+    return payload
+
+
+def ecode_reply_payload(
+    query_message_id: str,
+    *,
+    table: dict | None = None,
+    used_at: datetime | None = None,
+    reason: str = "",
+) -> dict:
+    if table is not None:
+        return {
+            "query_message_id": query_message_id,
+            "outcome": "ok",
+            "used_at": utc_stamp(used_at),
+            "table": table,
+        }
+    return {"query_message_id": query_message_id, "outcome": "refused", "reason": reason[:500]}

@@ -232,6 +232,20 @@ SETTING_SPECS = (
         "loan_years_after_retirement", "贷款可延至退休后年数", "int", Decimal("0"), Decimal("10")
     ),
     SettingSpec("loan_rates", "住房公积金贷款利率（JSON）", "rates"),
+    SettingSpec(  # issue 7: how long after the purchase a 购房提取 may be applied for
+        "purchase_withdrawal_months",
+        "购房提取申请期限（购房后月数）",
+        "int",
+        Decimal("1"),
+        Decimal("60"),
+    ),
+    SettingSpec(  # issue 7: the spouse always counts; other co-owners only when this is 1
+        "purchase_withdrawal_co_owners",
+        "购房提取额度合并计算其他共有人（1 是，0 否；配偶始终合并）",
+        "int",
+        Decimal("0"),
+        Decimal("1"),
+    ),
 )
 SPECS = {spec.key: spec for spec in SETTING_SPECS}
 RATE_KEYS = ("first_le5", "first_gt5", "second_le5", "second_gt5")
@@ -356,7 +370,9 @@ def update_center(
     public_key: str,
     hall_url: str,
     active: bool,
+    exchange_url: str | None = None,
 ) -> None:
+    """``exchange_url`` (issue 8): the peer's /platform/inbox; None leaves it unchanged."""
     if center.is_self:
         raise AdminError("本中心信息请通过配置修改")
     unknown = set(online_items) - set(items.BY_CODE)
@@ -366,10 +382,23 @@ def update_center(
     if hall_url and not hall_url.startswith(("https://", "http://")):
         raise AdminError("网上业务大厅地址须以 http:// 或 https:// 开头")
     key = parse_public_key(public_key)
+    url = center.exchange_url
+    if exchange_url is not None:
+        from portal.platform.exchange import check_exchange_url
+
+        try:
+            url = check_exchange_url(exchange_url)
+        except ValueError as exc:
+            raise AdminError(str(exc)) from None
     with write_tx():
         before = {"online_items": center.online_items, "key_set": bool(center.public_key)}
+        before["exchange_url"] = center.exchange_url
         Center.update(
-            online_items=sorted(online_items), public_key=key, hall_url=hall_url, active=active
+            online_items=sorted(online_items),
+            public_key=key,
+            hall_url=hall_url,
+            active=active,
+            exchange_url=url,
         ).where(Center.id == center.id).execute()
         audit.record(
             actor,
@@ -382,6 +411,7 @@ def update_center(
                 "key_set": bool(key),
                 "key_changed": key != center.public_key,
                 "active": active,
+                "exchange_url": url,
             },
         )
 

@@ -278,6 +278,8 @@ class Card:
     due: Due
     targets: list[str] = field(default_factory=list)  # where this user may move it now
     can_take: bool = False
+    delivery: str = ""  # platform exchange (issue 8): pending (待送达) / failed / acked
+    peer_deadline: date | None = None  # the peer's deadline, from its acknowledgement
 
     @property
     def movable(self) -> bool:
@@ -405,6 +407,8 @@ def _card(user: StaffUser, row: ProxyCase, today: date, overrides) -> Card:
         due=due_of(row, today, overrides),
         targets=move_targets(user, row),
         can_take=_can_take(user, row),
+        delivery=getattr(row, "delivery", "") or "",
+        peer_deadline=getattr(row, "peer_deadline", None),
     )
 
 
@@ -642,10 +646,55 @@ def _export_package(case: ProxyCase, actor: str) -> str | None:
     if export is None:
         return None
     refusal = getattr(files, "ExportRefused", None) or Refused
+    send = _platform("send_case")  # issue 8: through the exchange (outbox or file) when installed
     try:
+        if send is not None:
+            return send(case, actor).storage_key
         return str(export(case, actor=actor))
     except refusal as exc:  # the adapter's own refusal: the move must not happen
         raise Refused(f"平台数据包未能导出：{exc}") from exc
+
+
+def _platform(name: str):
+    """A function of the platform exchange (``portal.platform.exchange``), None without it."""
+    try:
+        module = importlib.import_module("portal.platform.exchange")
+    except ModuleNotFoundError as exc:
+        if exc.name in ("portal.platform.exchange", "portal.platform"):
+            return None
+        raise
+    return getattr(module, name, None)
+
+
+def _tell_platform(
+    case: ProxyCase, source: str, target: str, user: StaffUser, today: date
+) -> str | None:
+    """The message an inbound move sends to the accepting center (issue 8), in the move's
+    transaction: 待补正 asks for materials, 退回 and 已反馈 feed back the result. Returns the
+    message id, or None when nothing is sent (not a platform case, or no exchange)."""
+    if case.direction != INBOUND:
+        return None
+    actor = _actor(user)
+    try:
+        if target == PAUSED and source == "processing":
+            send = _platform("request_materials")
+            message = send and send(case, list(case.missing_materials or []), actor)
+        elif target == "rejected":
+            send = _platform("send_result")
+            message = send and send(
+                case, actor, today, outcome="rejected", note=case.rejection_reason, user=user
+            )
+        elif target == "fed_back":
+            send = _platform("send_result")
+            message = send and send(case, actor, today, user=user)
+        else:
+            return None
+    except Exception as exc:
+        refusal = getattr(importlib.import_module("portal.platform.files"), "ExportRefused", None)
+        if refusal is not None and isinstance(exc, refusal):
+            raise Refused(f"平台报文未能发送：{exc}") from exc
+        raise
+    return message.message_id if message else None
 
 
 def move_case(
@@ -694,6 +743,9 @@ def move_case(
             package = _export_package(case, _actor(user))
             if package:
                 event["package"] = package
+        message_id = _tell_platform(case, source, target, user, today)
+        if message_id:
+            event["message_id"] = message_id
         CaseEvent.create(
             case=case,
             actor=user,
@@ -824,12 +876,20 @@ def record_mailing(user: StaffUser, case_id: int, tracking_no: str) -> ProxyCase
         ProxyCase.update(tracking_no=number, updated_at=utcnow()).where(
             ProxyCase.id == case.id
         ).execute()
+        mail_event = {"tracking_no": number, "previous": case.tracking_no or ""}
+        report = _platform("report_mailing")  # issue 8: tell the other center
+        if report is not None:
+            from portal.filters import local_today
+
+            sent = report(ProxyCase.get_by_id(case.id), number, _actor(user), local_today())
+            if sent is not None:
+                mail_event["message_id"] = sent.message_id
         CaseEvent.create(
             case=case,
             actor=user,
             actor_label=user.name,
             action="mail",
-            data={"tracking_no": number, "previous": case.tracking_no or ""},
+            data=mail_event,
         )
         audit.record(
             _actor(user),
@@ -926,6 +986,21 @@ ACTION_LABELS = {
     "assign": "指派",
     "mail": "登记邮寄",
     "import": "平台导入",
+    # platform exchange (issue 8, portal.platform.exchange)
+    "ack": "对方接收确认",
+    "request": "对方补正请求",
+    "supplement": "补充材料",
+    "result": "办理结果",
+    "mail_in": "对方邮寄",
+    # processing (issue 7, services.processing / services.settlement)
+    "prepare": "经办核算",
+    "approve": "复核通过",
+    "refuse_payout": "复核退回",
+    "withdraw_payout": "撤回经办",
+    "payout": "支付完成",
+    "register": "登记开户",
+    "request_cert": "提交签发",
+    "certificate": "签发证明",
 }
 DATA_LABELS = {
     "reason": "退回原因",
@@ -936,11 +1011,30 @@ DATA_LABELS = {
     "tracking_no": "邮寄单号",
     "previous": "原单号",
     "package": "平台数据包",
+    "message_id": "平台报文编号",
+    "channel": "交换方式",
+    "sender": "发送中心",
+    "peer_case_no": "对方办件编号",
+    "peer_deadline": "对方办理期限",
+    "received_on": "对方接收日期",
+    "depositor_matched": "匹配到本中心缴存人",
+    "materials": "材料份数",
+    "carrier": "寄送方式",
+    "mailed_on": "寄出日期",
+    "contents": "寄送内容",
     "paused_workdays": "暂停工作日",
     "deadline": "顺延后期限",
     "notice": "告知方式",
     "guide_override": "未引导线上办理的原因",
     "checklist": "已收材料",
+    "kind": "业务",
+    "amount": "金额（元）",
+    "status": "状态",
+    "employer": "单位",
+    "account_no": "单位账号",
+    "loan": "借款合同",
+    "number": "证明编号",
+    "note": "说明",
 }
 
 
@@ -999,6 +1093,8 @@ class Detail:
     can_mail: bool
     can_assign: bool
     handlers: list[tuple[int, str]]
+    can_process: bool = False  # the "办理" entry point (services.processing)
+    results: list = field(default_factory=list)  # result documents (processing.ResultFile)
 
 
 def detail(user: StaffUser, case_id: int, today: date, overrides=None) -> Detail:
@@ -1064,7 +1160,20 @@ def detail(user: StaffUser, case_id: int, today: date, overrides=None) -> Detail
         can_mail=user.role in cs.MAIL_ROLES and case.state in cs.MAIL_STATES[case.direction],
         can_assign=can_assign,
         handlers=[(h.id, h.name) for h in assignable_handlers(case)] if can_assign else [],
+        **_processing_fields(user, case),
     )
+
+
+def _processing_fields(user: StaffUser, case: ProxyCase) -> dict:
+    """The processing entry point and the result documents (issue 7), when installed."""
+    try:
+        from portal.services import processing
+    except ImportError:
+        return {}
+    return {
+        "can_process": processing.can_process(user, case),
+        "results": processing.results(case),
+    }
 
 
 def missing_choices(case: ProxyCase) -> list[str]:

@@ -348,7 +348,7 @@ def retirement_receipt(
                 ("银行流水号", payout.bank_ref or "—"),
                 ("办理日期", fmt_day(paid_on)),
                 ("账户状态", "已销户"),
-                ("办理渠道", "网上业务大厅"),
+                ("办理渠道", d.get("channel", "网上业务大厅")),
             ]
         )
         doc.qr(verify_url(code), f"核验码：{format_code(code)}\n凭证编号：{number}")

@@ -44,6 +44,7 @@ WITHDRAW_PURPOSE = "withdraw"
 SHANGHAI_OFFSET = timedelta(hours=8)  # Asia/Shanghai has no daylight saving time
 
 PENDING, CONFIRMED, REVERSED = "pending", "confirmed", "reversed"
+OUT_KINDS = ("retirement", "purchase")  # paid out to the depositor's card by the bank adapter
 
 
 class Refused(Exception):
@@ -298,7 +299,7 @@ def retire(
 def bank_leg(payout: Payout):
     """Ask the adapter to move the money (idempotent by key); the transfer, or None when the
     payout has no bank leg (an early repayment paid wholly from the HPF balance)."""
-    if payout.kind == "retirement":
+    if payout.kind in OUT_KINDS:
         return bank.bank().pay_out(payout.idempotency_key, payout.bank_card, payout.amount)
     if payout.kind == "loan_offset":
         rest = Decimal(payout.detail.get("rest", "0"))
@@ -312,7 +313,7 @@ def find_bank_leg(payout: Payout):
     """What the bank knows about this payout: (has_leg, transfer or None)."""
     if payout.kind == "loan_offset" and Decimal(payout.detail.get("rest", "0")) <= 0:
         return False, None
-    ledger = bank.bank() if payout.kind == "retirement" else bank.payments()
+    ledger = bank.bank() if payout.kind in OUT_KINDS else bank.payments()
     return True, ledger.find(payout.idempotency_key)
 
 
@@ -373,6 +374,10 @@ def _apply_effects(payout: Payout) -> None:
         from portal.services.loans import apply_early_settlement
 
         apply_early_settlement(payout)
+    elif payout.kind == "purchase":  # home-purchase withdrawal (services.processing)
+        from portal.services.processing import apply_purchase_withdrawal
+
+        apply_purchase_withdrawal(payout)
     else:  # pragma: no cover - other kinds belong to other items
         raise ValueError(f"unknown payout kind {payout.kind!r}")
 
