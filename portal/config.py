@@ -33,6 +33,7 @@ DEFAULTS: dict[str, object] = {
     "LOGIN_ADDRESS_LIMIT": 100,  # login attempts per client address per 15 minutes
     "DATA_KEYS": "",  # kid:base64key,... (AES-256-GCM for IDs and cards at rest)
     "LOOKUP_KEY": "",  # base64 32 bytes (HMAC blind index)
+    "SIGNING_KEY": "",  # base64 Ed25519 seed: our signature on platform messages
 }
 
 
@@ -74,6 +75,11 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
         cfg["DEV_SMS_PAGE"] = False
         if not cfg["DATA_KEYS"] or not cfg["LOOKUP_KEY"]:
             raise ConfigError("PORTAL_DATA_KEYS and PORTAL_LOOKUP_KEY must be set in production")
+        if not cfg["SIGNING_KEY"]:
+            raise ConfigError("PORTAL_SIGNING_KEY must be set in production")
+    redis_url = str(cfg["REDIS_URL"])
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("PORTAL_REDIS_URL must start with redis://, rediss:// or unix://")
         if len(str(cfg["SECRET_KEY"])) < 32:
             raise ConfigError("PORTAL_SECRET_KEY must be at least 32 characters")
     url = str(cfg["DATABASE_URL"])

@@ -92,7 +92,11 @@ def test_csrf_is_enforced_when_enabled(app, client, depositor):
 def test_dev_sms_page_is_absent_in_production(monkeypatch):
     from portal import config
 
-    keys = {"DATA_KEYS": "k1:" + "A" * 43 + "=", "LOOKUP_KEY": "B" * 43 + "="}
+    keys = {
+        "DATA_KEYS": "k1:" + "A" * 43 + "=",
+        "LOOKUP_KEY": "B" * 43 + "=",
+        "SIGNING_KEY": "C" * 43 + "=",
+    }
     cfg = config.load({"ENV": "production", "SECRET_KEY": "x" * 40, **keys}, environ={})
     assert cfg["DEV_SMS_PAGE"] is False
 
@@ -106,3 +110,9 @@ def test_production_refuses_to_start_without_secrets():
         config.load({"ENV": "production"}, environ={})
     with pytest.raises(config.ConfigError, match="DATA_KEYS"):
         config.load({"ENV": "production", "SECRET_KEY": "x" * 40}, environ={})
+    with pytest.raises(config.ConfigError, match="REDIS_URL"):
+        config.load({"REDIS_URL": "http://nope"}, environ={})
+    with pytest.raises(config.ConfigError, match="PORTAL_SESSION_MAX_HOURS"):
+        config.load(environ={"PORTAL_SESSION_MAX_HOURS": "eight"})
+    with pytest.raises(config.ConfigError, match="scheme"):
+        config.load({"DATABASE_URL": "mysql://x"}, environ={})
