@@ -8,7 +8,7 @@ PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: install system-deps run serve migrate seed test test-unit test-pg test-e2e lint format clean
+.PHONY: install translations system-deps run serve migrate seed test test-unit test-pg test-e2e lint format clean bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,16 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-install: $(VENV)/.installed
+# The English catalog (issue 11): messages.po is committed, messages.mo is compiled here.
+MO := portal/translations/en/LC_MESSAGES/messages.mo
+$(MO): portal/translations/en/LC_MESSAGES/messages.po $(VENV)/.installed
+	$(BIN)/pybabel -q compile -d portal/translations -l en
+
+install: $(VENV)/.installed $(MO)
+
+# Extract new messages into the catalog and compile it (translate the empty msgstr entries).
+translations: $(VENV)/.installed
+	bash scripts/update_translations.sh
 
 # Debian packages the tests need: Chromium (browser tests), a CJK font and poppler (PDFs).
 system-deps:
@@ -28,7 +37,11 @@ migrate: install
 seed: migrate
 	$(FLASK) seed-demo --if-empty
 
+# The outbox worker (platform exchange, issue 8) runs in the background while the server runs
+# in the foreground; it stops when the server does.
 run: seed
+	$(FLASK) platform worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT; \
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
 # Production-style serving: gunicorn with gunicorn.conf.py (set PORTAL_ENV=production and the
@@ -51,6 +64,13 @@ test-pg: install
 
 test-e2e: install
 	$(BIN)/pytest e2e -q -p no:cacheprovider
+
+# The benchmark (issue 10, docs/performance.md): gunicorn with the production settings on a
+# free loopback port, a bounded load at 1 and 4 users, SQLite and PostgreSQL, the large and the
+# small dataset (seeded once into instance/bench/ and the `bench` databases). Writes
+# bench/results.json. BENCH_ARGS="--db sqlite --quick" for a short run.
+bench: install
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check portal tests e2e scripts migrations

@@ -46,7 +46,10 @@ def db_status():
 @click.command("seed-demo", help="Load the deterministic demo data.")
 @click.option("--if-empty", is_flag=True, help="Do nothing when data already exists.")
 @click.option("--size", default=500, show_default=True, help="Number of depositors.")
-def seed_demo(if_empty: bool, size: int):
+@click.option(
+    "--large", is_flag=True, help="Center-sized data for the benchmark (portal/demo_large.py)."
+)
+def seed_demo(if_empty: bool, size: int, large: bool):
     from portal import demo
     from portal.filters import local_today
 
@@ -57,6 +60,13 @@ def seed_demo(if_empty: bool, size: int):
             return
         raise click.ClickException("the database already has data; use an empty database")
     started = time.monotonic()
+    if large:
+        from portal import demo_large
+
+        click.echo("Loading the large demo data (a few minutes) ...")
+        summary = demo_large.load(local_today(), log=click.echo)
+        click.echo(f"Done in {time.monotonic() - started:.1f}s: {summary}")
+        return
     click.echo("Loading demo data ...")
     summary = demo.load(local_today(), size=size, log=click.echo)
     click.echo(f"Done in {time.monotonic() - started:.1f}s: {summary}")

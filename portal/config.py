@@ -29,11 +29,12 @@ DEFAULTS: dict[str, object] = {
     "SESSION_IDLE_MINUTES_PUBLIC": 10,
     "SESSION_MAX_HOURS": 8,
     "SESSION_COOKIE_SECURE": False,
-    "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
+    "MAX_CONTENT_LENGTH": 5 * 1024 * 1024 + 64 * 1024,  # one 5 MB upload plus its form
     "LOGIN_ADDRESS_LIMIT": 100,  # login attempts per client address per 15 minutes
     "DATA_KEYS": "",  # kid:base64key,... (AES-256-GCM for IDs and cards at rest)
     "LOOKUP_KEY": "",  # base64 32 bytes (HMAC blind index)
     "SIGNING_KEY": "",  # base64 Ed25519 seed: our signature on platform messages
+    "BENCH_ROUTES": False,  # /healthz/bare for the benchmark (bench/run.py); does nothing
 }
 
 

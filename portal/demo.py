@@ -58,12 +58,7 @@ DEMO_STAFF = [
     ("official", "周静", "official", None, "OFFICIALDEMOSECRETOFFICIALDEMOS"),
     ("admin", "吴刚", "admin", None, "ADMINDEMOSECRETADMINDEMOSECRETAD"),
     ("auditor", "郑洁", "auditor", None, "AUDITORDEMOSECRETAUDITORDEMOSEC"),
-    # issue 7: a second handler of 阿拉善左旗管理部, who approves (复核) handler's payouts
-    ("handler3", "钱慧", "handler", "AZQ", "HANDLERTHREEDEMOSECRETHANDLERTH"),
 ]
-# Staff added after the first seven get a fixed phone, so the random draws (and with them every
-# other demo person) stay what they were.
-FIXED_STAFF_PHONES = {"handler3": "13900001003"}
 
 DEPARTMENTS = [
     ("AZQ", "阿拉善左旗管理部", "152921", "巴彦浩特镇土尔扈特路 18 号"),
@@ -325,7 +320,7 @@ def load(today: date, seed: int = SEED, size: int = 500, log=print) -> DemoSumma
                 department=departments[dept] if dept else None,
                 totp_secret=secret,
                 totp_confirmed=True,
-                phone=FIXED_STAFF_PHONES.get(username) or g.phone(),
+                phone=g.phone(),
             )
 
         # employers and their operators

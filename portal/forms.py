@@ -2,13 +2,61 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
+from wtforms import PasswordField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, Regexp, ValidationError
+from wtforms.meta import DefaultMeta
+from wtforms.validators import DataRequired, Length, Regexp, StopValidation, ValidationError
 
 from portal.rules.ids import is_valid_resident_id, is_valid_uscc, normalize_resident_id
+
+# --- input rules for every field of every form (issue 9, point 8) -------------------------
+#
+# Bound into each field by ``DefaultMeta.bind_field`` below, so every form of the portal
+# (FlaskForm or plain wtforms.Form, in any blueprint) gets them without opting in:
+# * control characters (and the invisible bidi overrides used to disguise text) are refused;
+#   a multi-line field may hold line breaks and tabs, a single-line field tabs only;
+# * non-ASCII decimal digits (full-width ０-９, Arabic-Indic ٠-٩ ...) are refused, so no
+#   identifier, phone number, amount or code slips past a ``\d`` pattern, ``int()`` or
+#   ``Decimal()`` (passwords excepted); numbers, dates and choices are checked as sent;
+# * a field without its own ``Length`` gets a ceiling, so nothing over-long reaches a page or a
+#   database column. HTML is not refused (it is text); Jinja escapes it wherever it is shown.
+
+TEXT_CEILING = 200
+TEXTAREA_CEILING = 2000
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+
+
+def plain_text(form, field):
+    if isinstance(field, StringField):
+        values = [field.data] if isinstance(field.data, str) else []
+    else:  # numbers, dates, choices: what was sent (int() and Decimal() take any digits)
+        values = [v for v in (field.raw_data or []) if isinstance(v, str)]
+    allowed = "\t\r\n" if isinstance(field, TextAreaField) else "\t"
+    for ch in "".join(values):
+        category = unicodedata.category(ch)
+        if (category == "Cc" and ch not in allowed) or ch in _BIDI_CONTROLS:
+            raise StopValidation(_l("不能包含控制字符或不可见字符"))
+        if category == "Nd" and not "0" <= ch <= "9" and not isinstance(field, PasswordField):
+            raise StopValidation(_l("请使用半角数字（0–9）"))
+
+
+def _bind_field(self, form, unbound_field, options):
+    field = unbound_field.bind(form=form, **options)
+    validators = [plain_text, *field.validators]
+    if isinstance(field, StringField) and not any(
+        isinstance(v, Length) and v.max >= 0 for v in validators
+    ):
+        ceiling = TEXTAREA_CEILING if isinstance(field, TextAreaField) else TEXT_CEILING
+        validators.append(Length(max=ceiling, message=_l("内容过长（不超过 %(max)d 个字）")))
+    field.validators = validators
+    return field
+
+
+DefaultMeta.bind_field = _bind_field
 
 
 def resident_id_valid(form, field):

@@ -750,6 +750,96 @@ class ECodeLookup(BaseModel):
     created_at = DateTimeField(default=utcnow, index=True)
 
 
+# --- notifications, service rating, background jobs (issue 11, migration 0012) ---------------
+
+NOTICE_RECIPIENTS = ("depositor", "operator", "staff")
+
+
+class Notice(BaseModel):
+    """A message in someone's in-portal inbox (站内消息). ``key`` makes it idempotent per
+    recipient: the same event told twice is stored once."""
+
+    recipient_kind = CharField(max_length=10)  # depositor / operator / staff
+    recipient_id = IntegerField()
+    title = CharField(max_length=100)
+    body = TextField(default="")
+    link = CharField(max_length=200, default="")
+    key = CharField(max_length=100, null=True)
+    read_at = DateTimeField(null=True)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("recipient_kind", "recipient_id", "key"), True),
+            (("recipient_kind", "recipient_id", "read_at"), False),
+        )
+
+
+RATING_LABELS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
+FOLLOWUP_STEPS = ("回访", "整改")
+
+
+class Rating(BaseModel):
+    """好差评: the applicant's rating of a finished case or online item, once per subject and
+    person. A bad rating (不满意, 非常不满意) opens a follow-up (``followup_state``
+    待回访 → 待整改 → 已整改); a good one has none ("")."""
+
+    subject_kind = CharField(max_length=12)  # case / certificate / payout / change
+    subject_id = IntegerField()
+    rater_kind = CharField(max_length=10)  # depositor / applicant (counter, no login)
+    rater_id = IntegerField()
+    rater_name = CharField(max_length=40, default="")  # masked
+    channel = CharField(max_length=10)  # hall / track
+    item = CharField(max_length=32, default="")
+    title = CharField(max_length=120)
+    department = ForeignKeyField(Department, null=True, backref="ratings")
+    score = IntegerField()  # 5 非常满意 ... 1 非常不满意
+    comment = TextField(default="")
+    followup_state = CharField(max_length=8, default="", index=True)
+    created_at = DateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        indexes = ((("subject_kind", "subject_id", "rater_kind", "rater_id"), True),)
+
+
+class RatingFollowup(BaseModel):
+    rating = ForeignKeyField(Rating, backref="followups", on_delete="CASCADE")
+    step = CharField(max_length=4)  # 回访 / 整改
+    note = TextField()
+    staff = ForeignKeyField(StaffUser, backref="rating_followups")
+    at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("rating", "step"), True),)
+
+
+JOB_STATUSES = ("queued", "running", "done", "failed")
+
+
+class Job(BaseModel):
+    """Long work (exports, the 30 June interest settlement, the large demo load) done by the
+    worker process; ``progress`` 0-100 feeds the progress bar. A running job holds a lease
+    (``locked_until``) that its progress reports extend; an expired lease may be taken over."""
+
+    kind = CharField(max_length=30)
+    params = JSONField(default=dict)
+    status = CharField(max_length=8, default="queued")
+    progress = IntegerField(default=0)
+    message = CharField(max_length=300, default="")
+    result_key = CharField(max_length=200, default="")  # portal.storage key of the result
+    result_name = CharField(max_length=120, default="")  # its download file name
+    created_by = ForeignKeyField(StaffUser, null=True, backref="jobs")
+    created_at = DateTimeField(default=utcnow)
+    started_at = DateTimeField(null=True)
+    finished_at = DateTimeField(null=True)
+    updated_at = DateTimeField(default=utcnow)
+    locked_until = DateTimeField(null=True)
+    attempts = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("status", "created_at"), False),)
+
+
 MODELS = [
     Center,
     Department,
@@ -784,4 +874,8 @@ MODELS = [
     OutboxMessage,
     ECode,
     ECodeLookup,
+    Notice,
+    Rating,
+    RatingFollowup,
+    Job,
 ]

@@ -11,14 +11,19 @@ an embedded CJK font subset, the seal image, and a verification QR code where th
 
 from __future__ import annotations
 
+import copy
 import os
-from datetime import date
+import threading
+from datetime import UTC, date, datetime
 from io import BytesIO
 from pathlib import Path
 
 import segno
+from fontTools import ttLib
+from fontTools.ttLib.tables._g_l_y_f import Glyph as _Glyph
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
+from fpdf.fonts import SubsetMap, TTFFont
 
 ROOT = Path(__file__).resolve().parent.parent
 SEAL = ROOT / "static" / "img" / "seal.png"
@@ -42,6 +47,157 @@ def cjk_font() -> tuple[str, int]:
         if os.path.exists(path):
             return path, index
     raise FontMissing("no CJK font found: apt-get install fonts-wqy-microhei")
+
+
+# --- the CJK font, parsed once per process (issue 10) ------------------------------------
+#
+# fpdf2's add_font reads the whole font (metrics, character map, glyph names: 0.2-0.3 s for a
+# CJK font) and writing the document subsets that fontTools object in place, so a font object
+# serves one document. Parsing it for every PDF made a certificate cost half a second or more.
+#
+# Here the font is parsed once per process into a template: fpdf2's metrics and character map
+# (read-only) and the decompiled tables the subsetter reads (glyph order, cmap, hmtx, post).
+# Every document gets its own font object and its own fontTools font, lazily opened, into which
+# copies of those tables are put; its glyphs are made from the raw outlines on first use, so
+# the subsetter (which edits tables and glyphs in place) never touches shared state. The
+# output is byte-for-byte what add_font gives (checked once per process: on any difference, or
+# with an fpdf2 this code does not know, documents fall back to add_font).
+
+_FONT_LOCK = threading.Lock()
+_FONT_TEMPLATES: dict[tuple[str, int], _FontTemplate | None] = {}
+# The TTFFont attributes the copy below knows about.
+_TTF_SLOTS = frozenset(
+    """i type name desc glyph_ids _hbfont sp ss up ut cw ttffile fontkey emphasis scale subset
+    cmap ttfont missing_glyphs biggest_size_pt color_font unicode_range palette_index
+    is_compressed is_cff is_cid_keyed is_symbol cff_ros collection_font_number""".split()
+)
+
+
+class _RawGlyphs(dict):
+    """Glyph name -> raw 'glyf' bytes, shared by every document; each read makes a new Glyph,
+    so what one document's subsetter does to its glyphs stays in that document."""
+
+    __slots__ = ()
+
+    def __getitem__(self, name):
+        return _Glyph(dict.__getitem__(self, name))
+
+    def get(self, name, default=None):
+        data = dict.get(self, name)
+        return default if data is None else _Glyph(data)
+
+    def values(self):
+        return [_Glyph(data) for data in dict.values(self)]
+
+    def items(self):
+        return [(name, _Glyph(data)) for name, data in dict.items(self)]
+
+
+class _FontTemplate:
+    def __init__(self, path: str, index: int, font: TTFFont):
+        """Copies what documents share from ``font`` (fpdf2's add_font, not yet written), so
+        ``font`` itself can still serve one document."""
+        self.path, self.index = path, index
+        tt = font.ttfont
+        self.glyph_order = list(tt.getGlyphOrder())
+        cmap = tt["cmap"]
+        for table in cmap.tables:
+            table.ensureDecompiled()
+        self.cmap = copy.copy(cmap)
+        self.cmap.tables = [copy.copy(table) for table in cmap.tables]
+        for table in self.cmap.tables:
+            table.ttFont = None  # decompiled: the parsed font need not stay alive
+        self.hmtx = copy.copy(tt["hmtx"])
+        self.post = copy.copy(tt["post"])
+        glyf = tt["glyf"]
+        self.glyf = copy.copy(glyf)
+        self.glyf.glyphs = _RawGlyphs(
+            (name, getattr(glyph, "data", b"")) for name, glyph in glyf.glyphs.items()
+        )
+        self.font = copy.copy(font)
+        self.font.ttfont = None
+        self.font.subset = None
+
+    @staticmethod
+    def usable(font: TTFFont) -> bool:
+        """A plain TrueType font (glyf outlines) that fpdf2 did not have to patch."""
+        tt = font.ttfont
+        return (
+            set(getattr(TTFFont, "__slots__", ())) == _TTF_SLOTS
+            and font.color_font is None
+            and not font.is_cff
+            and "glyf" in tt
+            and len(tt.getGlyphOrder()) == tt["maxp"].numGlyphs  # no .notdef patched in
+        )
+
+    def ttfont(self) -> ttLib.TTFont:
+        """This document's fontTools font: the file opened lazily (the small tables are read
+        from it), the big decompiled tables copied in, the glyphs fresh on first use."""
+        tt = ttLib.TTFont(self.path, recalcTimestamp=False, fontNumber=self.index, lazy=True)
+        tt.setGlyphOrder(list(self.glyph_order))
+        tt.tables["hmtx"] = copy.copy(self.hmtx)
+        tt.tables["post"] = copy.copy(self.post)
+        cmap = copy.copy(self.cmap)
+        cmap.tables = [copy.copy(table) for table in self.cmap.tables]
+        tt.tables["cmap"] = cmap
+        glyf = copy.copy(self.glyf)
+        glyf.glyphOrder = list(self.glyph_order)
+        glyf._reverseGlyphOrder = {}
+        tt.tables["glyf"] = glyf
+        return tt
+
+    def add_to(self, pdf: FPDF, family: str) -> None:
+        font = copy.copy(self.font)
+        font.i = len(pdf.fonts) + 1
+        font.fontkey = family.lower()
+        font.ttfont = self.ttfont()
+        font.desc = copy.copy(self.font.desc)  # fpdf2 writes the object id and stream in it
+        font.missing_glyphs = []
+        font.biggest_size_pt = 0
+        font._hbfont = None
+        font.subset = SubsetMap(font)
+        pdf.fonts[font.fontkey] = font
+
+
+_SAMPLE_DATE = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _sample(pdf: FPDF) -> bytes:
+    pdf.add_page()
+    pdf.set_font("cjk", size=12)
+    pdf.multi_cell(0, 8, "住房公积金缴存使用证明，编号：ZM2026（核验码 AB12-CD34）阿拉善盟 Ⅻ ½ ■□")
+    return bytes(pdf.output())
+
+
+def _font_template(path: str, index: int) -> _FontTemplate | None:
+    """The parsed font, once per process; None when documents must use add_font."""
+    key = (path, index)
+    with _FONT_LOCK:
+        if key not in _FONT_TEMPLATES:
+            template = None
+            probe = FPDF()
+            probe.set_creation_date(_SAMPLE_DATE)
+            probe.add_font("cjk", "", path, collection_font_number=index)
+            if _FontTemplate.usable(probe.fonts["cjk"]):
+                template = _FontTemplate(path, index, probe.fonts["cjk"])
+                mine = FPDF()
+                mine.set_creation_date(_SAMPLE_DATE)
+                template.add_to(mine, "cjk")
+                if _sample(mine) != _sample(probe):  # the same bytes as add_font, or no cache
+                    template = None
+            probe.fonts["cjk"].close()
+            _FONT_TEMPLATES[key] = template
+        return _FONT_TEMPLATES[key]
+
+
+def add_cjk_font(pdf: FPDF, family: str, path: str, index: int) -> None:
+    """``pdf.add_font(family, "", path, collection_font_number=index)``, without parsing the
+    font again in this process."""
+    template = _font_template(path, index)
+    if template is None:
+        pdf.add_font(family, "", path, collection_font_number=index)
+    else:
+        template.add_to(pdf, family)
 
 
 class _PDF(FPDF):
@@ -74,7 +230,7 @@ class Doc:
         pdf = _PDF(center_name, footer_note)
         pdf.set_margins(20, 18, 20)
         pdf.set_auto_page_break(True, margin=20)
-        pdf.add_font("cjk", "", path, collection_font_number=index)
+        add_cjk_font(pdf, "cjk", path, index)
         pdf.alias_nb_pages()
         pdf.add_page()
         pdf.set_title(title)

@@ -241,7 +241,7 @@ class ServerSessionInterface(SessionInterface):
             name,
             session.sid,
             httponly=True,
-            secure=app.config["SESSION_COOKIE_SECURE"],
+            secure=bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure),
             samesite="Lax",
             path=path,
             domain=domain,

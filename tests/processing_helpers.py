@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pyotp
+import pytest
 from bs4 import BeautifulSoup
 
 from portal import items
@@ -179,3 +180,30 @@ def later(user: StaffUser) -> StaffUser:
     """As if the next TOTP step had come: forget the last step used (a test cannot wait 30 s)."""
     StaffUser.update(totp_last_step=0).where(StaffUser.id == user.id).execute()
     return StaffUser.get_by_id(user.id)
+
+
+SECOND_HANDLER = ("handler3", "钱慧", "HANDLERTHREEDEMOSECRETHANDLERTH")
+
+
+def ensure_second_handler() -> StaffUser:
+    """A second handler of 阿拉善左旗管理部 (the demo has one per department): the approver."""
+    from portal.services.identity import hash_password
+
+    username, name, secret = SECOND_HANDLER
+    user = StaffUser.get_or_none(StaffUser.username == username)
+    if user is None:
+        user = StaffUser.create(
+            username=username,
+            name=name,
+            role="handler",
+            department=department("AZQ"),
+            password_hash=hash_password("Staff2026"),
+            totp_secret=secret,
+            totp_confirmed=True,
+        )
+    return user
+
+
+@pytest.fixture
+def second_handler():
+    return ensure_second_handler()

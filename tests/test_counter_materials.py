@@ -41,7 +41,7 @@ def test_sniff_by_content(data, expected):
 def test_check_refuses_empty_oversized_and_foreign_files():
     with pytest.raises(materials.UploadRefused, match="为空"):
         materials.check(b"")
-    with pytest.raises(materials.UploadRefused, match="10 MB"):
+    with pytest.raises(materials.UploadRefused, match="5 MB"):
         materials.check(b"%PDF-" + b"0" * materials.MAX_BYTES)
     with pytest.raises(materials.UploadRefused, match="PDF、JPEG 或 PNG"):
         materials.check(EXE_BYTES)
@@ -112,7 +112,10 @@ def test_upload_through_the_case_page(client):
 def test_type_comes_from_the_content_not_the_name_or_browser(client):
     case = accept()
     login_staff(client, "clerk")
+    # issue 9: the extension must agree with the content (a JPEG named .pdf is refused)
     r = _post(client, case, JPEG_BYTES, "scan.pdf", content_type="application/pdf")
+    assert r.status_code == 422
+    r = _post(client, case, JPEG_BYTES, "scan.jpeg", content_type="application/pdf")
     assert r.status_code == 303
     attachment = Attachment.get(Attachment.case == case)
     assert attachment.content_type == "image/jpeg" and attachment.filename == "scan.jpg"
@@ -149,7 +152,7 @@ def test_missing_file_is_told(client):
 def test_oversized_upload_is_told_next_to_the_field(client):
     case = accept()
     login_staff(client, "clerk")
-    big = b"%PDF-" + b"0" * (10 * 1024 * 1024)
+    big = b"%PDF-" + b"0" * (materials.MAX_BYTES + 128 * 1024)
     builder = EnvironBuilder(
         path=f"/staff/counter/cases/{case.case_no}/materials",
         method="POST",
@@ -163,7 +166,7 @@ def test_oversized_upload_is_told_next_to_the_field(client):
         environ["wsgi.input"].close()
         builder.close()
     assert r.status_code == 413
-    assert "10 MB" in soup(r).select_one("#file-error").get_text()
+    assert "5 MB" in soup(r).select_one("#file-error").get_text()
     assert Attachment.select().where(Attachment.case == case).count() == 0
 
 

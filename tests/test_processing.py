@@ -39,10 +39,13 @@ from tests.processing_helpers import (
     inbound,
     prepare_and_approve,
     purchase,
+    second_handler,  # noqa: F401 - fixture
     staff,
     step_code,
     verify_url,
 )
+
+pytestmark = pytest.mark.usefixtures("second_handler")
 
 D = Decimal
 

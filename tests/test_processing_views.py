@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from portal.filters import local_today
 from portal.models import CasePayout, ProxyCase
 from portal.services import processing
 from tests.conftest import TODAY, login_staff, pdf_text
@@ -16,9 +17,12 @@ from tests.processing_helpers import (
     inbound,
     prepare_and_approve,
     purchase,
+    second_handler,  # noqa: F401 - fixture
     soup,
     staff,
 )
+
+pytestmark = pytest.mark.usefixtures("second_handler")
 
 
 @pytest.fixture
@@ -279,7 +283,8 @@ def test_reconciliation_page_access(client, username, status):
 def test_reconciliation_page_fragment_and_bad_date(client, case):
     prepare_and_approve(case)
     login_staff(client, "handler")
-    r = client.get(f"/staff/processing/reconciliation?date={TODAY.isoformat()}", headers=HX)
+    day = local_today()  # the payout really happened today
+    r = client.get(f"/staff/processing/reconciliation?date={day.isoformat()}", headers=HX)
     assert r.status_code == 200 and "<html" not in r.get_data(as_text=True)
     assert "账实相符" in soup(r).select_one("#reconcile").get_text()
     assert client.get("/staff/processing/reconciliation?date=2026-13-40").status_code == 422

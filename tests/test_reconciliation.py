@@ -15,8 +15,11 @@ from tests.processing_helpers import (
     depositors,
     inbound,
     prepare_and_approve,
+    second_handler,  # noqa: F401 - fixture
     staff,
 )
+
+pytestmark = pytest.mark.usefixtures("second_handler")
 
 DAY = date(2026, 11, 20)  # no demo payouts: a clean day to build on
 

@@ -15,6 +15,7 @@ from tests.processing_helpers import (
     CENTER,
     HX,
     later,
+    second_handler,  # noqa: F401 - fixture
     settled_loan,
     soup,
     staff,
@@ -22,6 +23,8 @@ from tests.processing_helpers import (
     verify_url,
     wrong_code,
 )
+
+pytestmark = pytest.mark.usefixtures("second_handler")
 
 
 @pytest.fixture
@@ -211,8 +214,10 @@ def test_issue_page_then_the_depositor_downloads(client, app, official, online_r
         data={"code": step_code(official)},
         headers=HX,
     )
-    assert r.status_code == 200 and "/staff/officials/certificates/" in r.headers["HX-Location"]
     certificate = Certificate.get(Certificate.loan == online_request.loan_id)
+    assert r.status_code == 200 and "已签发贷款结清证明" in soup(r).select_one(".flash").get_text()
+    link = soup(r).select_one("#official-request dd a.mono")
+    assert link["href"] == f"/staff/officials/certificates/{certificate.id}"
     pdf = client.get(f"/staff/officials/certificates/{certificate.id}.pdf")
     assert pdf.status_code == 200 and pdf.data == get_storage().get(certificate.storage_key)
     depositor_client = app.test_client()
@@ -239,7 +244,9 @@ def test_revoke_page_and_auditor_register(client, app, official, online_request)
     row = page.select_one(f'a[href="/staff/officials/certificates/{certificate.id}"]')
     assert row is not None and "已撤销" in page.get_text()
     detail = soup(auditor.get(f"/staff/officials/certificates/{certificate.id}"))
-    assert "重复签发" in detail.get_text() and detail.select_one("#official-certificate form") is None  # read only
+    assert (
+        "重复签发" in detail.get_text() and detail.select_one("#official-certificate form") is None
+    )  # read only
     assert auditor.get(f"/staff/officials/certificates/{certificate.id}.pdf").status_code == 403
     assert auditor.post(url, data={"reason": "x", "code": "123456"}).status_code == 403
     assert (

@@ -290,7 +290,7 @@ def upload_material(case_no):
         )
     except materials.UploadRefused as exc:
         form.file.errors = [str(exc)]
-        return _render_case(case, form, status=422)
+        return _render_case(case, form, status=413 if isinstance(exc, materials.TooLarge) else 422)
     flash(_("已上传：%(name)s", name=attachment.filename), "success")
     target = url_for(".case_page", case_no=case.case_no) + "#materials"
     if htmx.is_htmx():

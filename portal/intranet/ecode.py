@@ -56,9 +56,12 @@ def lookup():
     if found.outcome != "ok":
         form.code.errors = [f"{found.center.name}：{found.reason}"]
         return _page(form, 422)
-    if htmx.is_htmx():
-        return _page(LookupForm(formdata=None), found=found)
-    return redirect(url_for(".show", lookup_id=found.id), 303)
+    target = url_for(".show", lookup_id=found.id)
+    if htmx.is_htmx():  # the table at once; the address bar names it (reload shows it again)
+        response = _page(LookupForm(formdata=None), found=found)
+        response.headers["HX-Push-Url"] = target
+        return response
+    return redirect(target, 303)
 
 
 @bp.get("/<int:lookup_id>")

@@ -102,6 +102,7 @@ def _request_page(request_id: int, status: int = 200, **forms):
         issue_form=forms.get("issue_form") or IssueForm(formdata=None),
         refuse_form=forms.get("refuse_form") or RefuseForm(formdata=None),
         error=forms.get("error"),
+        message=forms.get("message"),
     )
 
 
@@ -136,7 +137,7 @@ def issue(request_id: int):
         return _request_page(request_id, 409, error=str(exc))
     message = f"已签发贷款结清证明，编号 {certificate.number}"
     if htmx.is_htmx():
-        return htmx.location(url_for(".certificate", certificate_id=certificate.id))
+        return _request_page(request_id, message=message)
     flash(message, "success")
     return redirect(url_for(".certificate", certificate_id=certificate.id), 303)
 
@@ -156,7 +157,7 @@ def refuse(request_id: int):
             return _request_page(request_id, 422, refuse_form=form)
         return _request_page(request_id, 409, error=str(exc))
     if htmx.is_htmx():
-        return htmx.location(url_for(".queue"))
+        return _request_page(request_id, message="已记录未予签发及原因")
     flash("已记录未予签发及原因", "success")
     return redirect(url_for(".queue"), 303)
 
@@ -240,9 +241,15 @@ def counter():
                 form.contract_no.errors = [str(exc)]
                 status = 422
             else:
-                flash("已登记贷款结清证明申请，待审批签发", "success")
+                message = "已登记贷款结清证明申请，待审批签发"
                 if htmx.is_htmx():
-                    return htmx.location(url_for(".counter"))
+                    return htmx.render(
+                        "intranet/officials_counter.html",
+                        "intranet/_officials_counter.html",
+                        form=CounterForm(formdata=None),
+                        message=message,
+                    )
+                flash(message, "success")
                 return redirect(url_for(".counter"), 303)
         else:
             status = 422

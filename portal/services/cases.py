@@ -327,10 +327,34 @@ class Board:
 Assignee = StaffUser.alias()
 
 
+# What a card shows and its moves need; not the application, the checklist or the sealed ID
+# number (decrypted for every row otherwise). Issue 10: the board stays cheap at any size.
+_CARD_FIELDS = (
+    ProxyCase.id,
+    ProxyCase.case_no,
+    ProxyCase.receipt_no,
+    ProxyCase.item,
+    ProxyCase.direction,
+    ProxyCase.state,
+    ProxyCase.applicant_name,
+    ProxyCase.department,
+    ProxyCase.assignee,
+    ProxyCase.clock_start,
+    ProxyCase.deadline,
+    ProxyCase.paused_since,
+    ProxyCase.paused_workdays,
+    ProxyCase.tracking_no,
+    ProxyCase.delivery,
+    ProxyCase.peer_deadline,
+    ProxyCase.updated_at,
+    ProxyCase.version,
+)
+
+
 def _card_query(cond):
     return (
         ProxyCase.select(
-            ProxyCase,
+            *_CARD_FIELDS,
             Center.name.alias("center_name"),
             Department.name.alias("department_name"),
             Assignee.name.alias("assignee_name"),
@@ -765,6 +789,9 @@ def move_case(
             to_state=target,
             requires=move.requires or "",
         )
+        from portal.services import notices  # issue 11: tell the applicant (inbox / SMS)
+
+        notices.case_moved(case, source, target)
     return case
 
 
@@ -858,6 +885,9 @@ def assign_case(
             case_no=case.case_no,
             assignee=handler.username,
         )
+        from portal.services import notices  # issue 11: tell the handler
+
+        notices.case_assigned(ProxyCase.get_by_id(case.id), handler, user)
     return ProxyCase.get_by_id(case.id)
 
 

@@ -313,6 +313,10 @@ def issue_usage(
         kind="usage",
         number=certificate.number,
     )
+    from portal.services import notices  # issue 11: tell the holder (inbox and SMS)
+
+    with write_tx():
+        notices.certificate_issued(certificate)
     return certificate
 
 

@@ -521,8 +521,18 @@ LEDGER_COLUMNS = (
 )
 
 
-def ledger_xlsx(user: StaffUser, actor: str, q: LedgerQuery, today: date) -> bytes:
-    """The filtered ledger as an Excel workbook; identifiers masked as on screen."""
+def ledger_xlsx(
+    user: StaffUser,
+    actor: str,
+    q: LedgerQuery,
+    today: date,
+    *,
+    limit: int | None = LEDGER_EXPORT_LIMIT,
+    progress=None,
+) -> bytes:
+    """The filtered ledger as an Excel workbook; identifiers masked as on screen.
+
+    ``limit=None`` and ``progress(percent)`` serve the background export (services.jobs)."""
     from io import BytesIO
 
     from openpyxl import Workbook
@@ -530,7 +540,9 @@ def ledger_xlsx(user: StaffUser, actor: str, q: LedgerQuery, today: date) -> byt
     from openpyxl.utils import get_column_letter
 
     query = _ledger_select(user, q).order_by(ProxyCase.clock_start, ProxyCase.id)
-    rows = _ledger_rows(query.limit(LEDGER_EXPORT_LIMIT))
+    rows = _ledger_rows(query.limit(limit) if limit else query)
+    if progress:
+        progress(20)
     wb = Workbook()
     ws = wb.active
     ws.title = "业务办理台账"
@@ -563,6 +575,8 @@ def ledger_xlsx(user: StaffUser, actor: str, q: LedgerQuery, today: date) -> byt
         )
         ws.cell(row=n + 1, column=12).number_format = "yyyy-mm-dd"
         ws.cell(row=n + 1, column=13).number_format = "yyyy-mm-dd"
+        if progress and n % 500 == 0:
+            progress(20 + 70 * n // len(rows))
     wb.properties.title = "业务办理台账"
     wb.properties.creator = "hpf-portal"
     buffer = BytesIO()

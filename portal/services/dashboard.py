@@ -36,6 +36,7 @@ class Dashboard:
     peers_by_day: list[tuple[str, list[Bar]]] = field(default_factory=list)
     online_by_month: list[Bar] = field(default_factory=list)
     online_totals: dict[str, int] = field(default_factory=dict)
+    satisfaction: object = None  # services.ratings.Satisfaction (issue 11: 好差评)
 
     @property
     def max_item(self) -> int:
@@ -160,6 +161,10 @@ def build(today: date, overrides=None) -> Dashboard:
         totals["信息变更"] += 1
     dash.online_by_month = [Bar(f"{m:%y-%m}", online.get(f"{m:%Y-%m}", 0)) for m in months]
     dash.online_totals = dict(totals)
+
+    from portal.services import ratings  # issue 11: satisfaction rate of all ratings
+
+    dash.satisfaction = ratings.satisfaction()
     return dash
 
 
@@ -190,4 +195,13 @@ def rows_for_export(dash: Dashboard) -> dict[str, list[list]]:
         + [[name, b.label, b.value] for name, bars in dash.peers_by_month for b in bars],
         "网办按月": [["月份", "件数"]] + [[b.label, b.value] for b in dash.online_by_month],
     }
+    if dash.satisfaction is not None:  # issue 11: 好差评
+        from portal.models import RATING_LABELS
+
+        sat = dash.satisfaction
+        sheets["服务评价"] = (
+            [["评价", "件数"]]
+            + [[label, sat.counts.get(score, 0)] for score, label in RATING_LABELS.items()]
+            + [["评价数", sat.rated], ["满意率", sat.percent]]
+        )
     return sheets

@@ -1,8 +1,10 @@
 """Scans and photos of a case's materials: checked by content, stored with their SHA-256.
 
-A file is accepted when its first bytes say PDF, JPEG or PNG, whatever its name or the
-browser's content type say; empty and oversized files are refused. The stored name always
-carries the extension of the detected type. Only staff read them (the views' guard).
+A file is accepted when its first bytes say PDF, JPEG or PNG; empty files and files over 5 MB
+are refused. A file uploaded by staff must also carry the extension of its detected type
+(``.pdf``, ``.jpg``/``.jpeg``, ``.png``): a PDF named ``.png`` or a JPEG named ``.exe`` is
+refused (issue 9). The stored name always carries the extension of the detected type. Only staff
+read them (the views' guard).
 """
 
 from __future__ import annotations
@@ -19,18 +21,22 @@ from portal.models import Attachment, ProxyCase, StaffUser
 from portal.services import audit
 from portal.storage import get_storage
 
-MAX_BYTES = 10 * 1024 * 1024
+MAX_BYTES = 5 * 1024 * 1024  # per file; the app's MAX_CONTENT_LENGTH adds room for the form
 TYPES = {  # content type -> (extension, label)
     "application/pdf": (".pdf", "PDF"),
     "image/jpeg": (".jpg", "JPEG"),
     "image/png": (".png", "PNG"),
 }
-EXTENSIONS = {ext: ctype for ctype, (ext, _label) in TYPES.items()}
+EXTENSIONS = {ext: ctype for ctype, (ext, _label) in TYPES.items()} | {".jpeg": "image/jpeg"}
 OTHER = ""  # material code of a file that is not on the checklist
 
 
 class UploadRefused(Exception):
     """The file cannot be accepted; the message says why, in Chinese."""
+
+
+class TooLarge(UploadRefused):
+    """Over :data:`MAX_BYTES` (the view answers 413)."""
 
 
 def sniff(data: bytes) -> str | None:
@@ -49,11 +55,23 @@ def check(data: bytes, max_bytes: int = MAX_BYTES) -> str:
     if not data:
         raise UploadRefused("文件为空，请重新选择")
     if len(data) > max_bytes:
-        raise UploadRefused(f"文件超过 {max_bytes // (1024 * 1024)} MB 上限，请压缩后再上传")
+        raise TooLarge(f"文件超过 {max_bytes // (1024 * 1024)} MB 上限，请压缩后再上传")
     content_type = sniff(data)
     if content_type is None:
         raise UploadRefused("只能上传 PDF、JPEG 或 PNG 文件（按文件内容识别，与文件名无关）")
     return content_type
+
+
+def check_extension(filename: str | None, content_type: str) -> None:
+    """The name's extension must be one we accept and agree with the content."""
+    base = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    ext = ("." + base.rsplit(".", 1)[1].lower()) if "." in base else ""
+    if ext not in EXTENSIONS:
+        raise UploadRefused("文件扩展名须为 .pdf、.jpg、.jpeg 或 .png")
+    if EXTENSIONS[ext] != content_type:
+        raise UploadRefused(
+            f"文件内容是 {TYPES[content_type][1]}，与扩展名 {ext} 不符，请确认后重新上传"
+        )
 
 
 _UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]+')
@@ -110,6 +128,7 @@ def upload(
     """A staff member adds a scan or photo to the case."""
     if material not in dict(material_choices(case)):
         raise UploadRefused("请选择材料名称")
+    check_extension(filename, check(data))
     with write_tx():
         attachment = store(case, data, filename, material, uploaded_by=user)
         audit.record(

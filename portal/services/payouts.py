@@ -351,6 +351,9 @@ def confirm(payout: Payout, reference: str | None) -> Payout:
                 amount=str(fresh.amount),
                 bank_ref=reference or "",
             )
+            from portal.services import notices  # issue 11: tell the depositor (inbox and SMS)
+
+            notices.payout_confirmed(fresh)
     return fresh
 
 

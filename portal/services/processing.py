@@ -1496,7 +1496,8 @@ def payout_receipt_pdf(
 
     depositor = Depositor.get_by_id(record.depositor_id)
     account = Account.get_by_id(record.account_id)
-    paid_on = local_date(payout.confirmed_at or payout.created_at)
+    paid_on = date.fromisoformat(payout.detail["on"]) if payout.detail.get("on") else None
+    paid_on = paid_on or local_date(payout.confirmed_at or payout.created_at)
     approver = record.approved_by.name if record.approved_by_id else ""
     title = (
         "住房公积金提取凭证（购房提取）"

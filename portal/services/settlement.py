@@ -363,6 +363,9 @@ def issue(
         )
         if request.case_id:
             _attach_to_case(request, certificate, user)
+        from portal.services import notices  # issue 11: tell the borrower (inbox and SMS)
+
+        notices.certificate_issued(certificate)
     return certificate
 
 

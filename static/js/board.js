@@ -9,7 +9,8 @@
     if (!live) return;
     var p = document.createElement("p");
     p.className = "board-msg board-msg-" + (level || "error");
-    p.textContent = text;
+    // the page carries these messages in its language (data-msg-* on #board-live)
+    p.textContent = live.dataset["msg" + text] || text;
     live.replaceChildren(p);
   }
 
@@ -109,15 +110,15 @@
     if (status === 401) {
       var poll = document.getElementById("board-poll");
       if (poll) poll.remove(); // stop polling: the session has ended
-      say("登录已超时，请刷新页面重新登录。");
+      say("Expired");
       return;
     }
-    say(status === 403 ? "您没有权限进行此操作。" : "系统繁忙，请稍后再试。");
+    say(status === 403 ? "Forbidden" : "Busy");
     forgetTokens();
   });
 
   document.addEventListener("htmx:sendError", function () {
-    say("网络连接中断，请稍后重试。");
+    say("Offline");
     forgetTokens();
   });
 
