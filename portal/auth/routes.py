@@ -139,6 +139,34 @@ def _referrer_path():
     return ref[len(host) :] if ref.startswith(host) else None
 
 
+def _password_step(form, authenticate, template: str, on_success):
+    """The first login step, the same for every kind of user: the password (behind the
+    lockout), one message for every wrong answer, then the second factor."""
+    error, status = None, None
+    if form.validate_on_submit():
+        try:
+            person = authenticate(request.remote_addr or "")
+        except identity.LoginFailed:
+            error = BAD_LOGIN
+        except (lockout.Locked, lockout.AddressLimited) as exc:
+            error, status = str(exc), 429
+        else:
+            return on_success(person)
+    status = status or (422 if request.method == "POST" else 200)
+    return render_template(template, form=form, error=error), status
+
+
+def _sms_step(kind: str, endpoint: str):
+    """After the password: text a one-time code to the person's phone and ask for it."""
+
+    def go_on(person):
+        challenge = identity.send_code("login", f"{kind}:{person.id}", person.phone)
+        _set_pending(kind, person, "login", challenge, request.args.get("next"))
+        return redirect(url_for(endpoint), code=303)
+
+    return go_on
+
+
 # --- depositors ---------------------------------------------------------------------------
 
 
@@ -147,24 +175,16 @@ def login():
     if current_user.is_authenticated and current_user.kind == "depositor":
         return redirect(home_url(current_user))
     form = DepositorLoginForm()
-    error, status = None, None
     if session.pop("_expired", False):
         flash(_("您长时间未操作，已安全退出，请重新登录"), "warning")
-    if form.validate_on_submit():
-        try:
-            depositor = identity.authenticate_depositor(
-                form.resident_id.data, form.password.data, ip=request.remote_addr or ""
-            )
-        except identity.LoginFailed:
-            error = BAD_LOGIN
-        except (lockout.Locked, lockout.AddressLimited) as exc:
-            error, status = str(exc), 429
-        else:
-            challenge = identity.send_code("login", f"d:{depositor.id}", depositor.phone)
-            _set_pending("d", depositor, "login", challenge, request.args.get("next"))
-            return redirect(url_for("auth.login_code"), code=303)
-    status = status or (422 if request.method == "POST" else 200)
-    return render_template("auth/login.html", form=form, error=error), status
+    return _password_step(
+        form,
+        lambda ip: identity.authenticate_depositor(
+            form.resident_id.data, form.password.data, ip=ip
+        ),
+        "auth/login.html",
+        _sms_step("d", "auth.login_code"),
+    )
 
 
 @bp.route("/login/code", methods=["GET", "POST"])
@@ -242,25 +262,14 @@ def employer_login():
     if current_user.is_authenticated and current_user.kind == "operator":
         return redirect(home_url(current_user))
     form = OperatorLoginForm()
-    error, status = None, None
-    if form.validate_on_submit():
-        try:
-            operator = identity.authenticate_operator(
-                form.credit_code.data,
-                form.resident_id.data,
-                form.password.data,
-                ip=request.remote_addr or "",
-            )
-        except identity.LoginFailed:
-            error = BAD_LOGIN
-        except (lockout.Locked, lockout.AddressLimited) as exc:
-            error, status = str(exc), 429
-        else:
-            challenge = identity.send_code("login", f"o:{operator.id}", operator.phone)
-            _set_pending("o", operator, "login", challenge, request.args.get("next"))
-            return redirect(url_for("auth.employer_login_code"), code=303)
-    status = status or (422 if request.method == "POST" else 200)
-    return render_template("auth/employer_login.html", form=form, error=error), status
+    return _password_step(
+        form,
+        lambda ip: identity.authenticate_operator(
+            form.credit_code.data, form.resident_id.data, form.password.data, ip=ip
+        ),
+        "auth/employer_login.html",
+        _sms_step("o", "auth.employer_login_code"),
+    )
 
 
 @bp.route("/employer/login/code", methods=["GET", "POST"])
@@ -286,25 +295,22 @@ def staff_login():
     if session.pop("_expired", False):
         flash(_("您长时间未操作，已安全退出，请重新登录"), "warning")
     form = StaffLoginForm()
-    error, status = None, None
-    if form.validate_on_submit():
-        try:
-            user = identity.authenticate_staff(
-                form.username.data, form.password.data, ip=request.remote_addr or ""
-            )
-        except identity.LoginFailed:
-            error = BAD_LOGIN
-        except (lockout.Locked, lockout.AddressLimited) as exc:
-            error, status = str(exc), 429
-        else:
-            if user.totp_confirmed and user.totp_secret:
-                _set_pending("s", user, "totp", nxt=request.args.get("next"))
-                return redirect(url_for("auth.staff_totp"), code=303)
-            identity.start_totp_enrolment(user)
-            _set_pending("s", user, "enrol", nxt=request.args.get("next"))
-            return redirect(url_for("auth.staff_enrol"), code=303)
-    status = status or (422 if request.method == "POST" else 200)
-    return render_template("auth/staff_login.html", form=form, error=error), status
+    return _password_step(
+        form,
+        lambda ip: identity.authenticate_staff(form.username.data, form.password.data, ip=ip),
+        "auth/staff_login.html",
+        _totp_step,
+    )
+
+
+def _totp_step(user):
+    """After a staff password: the authenticator code, or enrolment when there is none yet."""
+    if user.totp_confirmed and user.totp_secret:
+        _set_pending("s", user, "totp", nxt=request.args.get("next"))
+        return redirect(url_for("auth.staff_totp"), code=303)
+    identity.start_totp_enrolment(user)
+    _set_pending("s", user, "enrol", nxt=request.args.get("next"))
+    return redirect(url_for("auth.staff_enrol"), code=303)
 
 
 @bp.route("/staff/login/totp", methods=["GET", "POST"])
