@@ -29,7 +29,7 @@ def upgrade(db, migrator):
     for table, column, index in SEALED:
         if index:
             operations.append(
-                migrator.add_column(table, index, CharField(max_length=64, default=""))
+                migrator.add_column(table, index, CharField(max_length=64, null=True))
             )
         if pg:
             operations.append(migrator.alter_column_type(table, column, TextField(null=True)))
