@@ -58,6 +58,8 @@ DEMO_STAFF = [
     ("official", "周静", "official", None, "OFFICIALDEMOSECRETOFFICIALDEMOS"),
     ("admin", "吴刚", "admin", None, "ADMINDEMOSECRETADMINDEMOSECRETAD"),
     ("auditor", "郑洁", "auditor", None, "AUDITORDEMOSECRETAUDITORDEMOSEC"),
+    # a second handler of 阿拉善左旗管理部: approves (复核) what `handler` prepares
+    ("handler3", "钱慧", "handler", "AZQ", "HANDLERTHREEDEMOSECRETHANDLERTH"),
 ]
 
 DEPARTMENTS = [
@@ -311,7 +313,7 @@ def load(today: date, seed: int = SEED, size: int = 500, log=print) -> DemoSumma
             Setting.create(key=key, value=value, effective_from=date(2025, 1, 1))
 
         staff = {}
-        for username, name, role, dept, secret in DEMO_STAFF:
+        for n, (username, name, role, dept, secret) in enumerate(DEMO_STAFF):
             staff[username] = StaffUser.create(
                 username=username,
                 name=name,
@@ -320,7 +322,8 @@ def load(today: date, seed: int = SEED, size: int = 500, log=print) -> DemoSumma
                 department=departments[dept] if dept else None,
                 totp_secret=secret,
                 totp_confirmed=True,
-                phone=g.phone(),
+                # the first seven draw from the generator (keeps the demo people as they were)
+                phone=g.phone() if n < 7 else f"1390000{n:04d}",
             )
 
         # employers and their operators

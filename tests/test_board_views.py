@@ -553,7 +553,7 @@ def test_liaison_assigns_and_records_mailing(client):
     login_staff(client, "liaison")
     detail = soup(client.get(f"{BOARD}/case/{case.id}", headers=HX))
     options = [o.get_text() for o in detail.select('select[name="handler"] option')]
-    assert options == ["请选择", "赵敏"]
+    assert options == ["请选择", "赵敏", "钱慧"]  # the handlers of 阿拉善左旗管理部
     target = {**HX, "HX-Target": "case-detail"}
     r = client.post(
         f"{BOARD}/case/{case.id}/assign",
