@@ -8,7 +8,7 @@ PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: install translations system-deps run serve migrate seed test test-unit test-pg test-e2e lint format clean bench
+.PHONY: install translations system-deps run serve migrate seed test test-unit test-pg test-e2e lint security format clean bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,11 +37,13 @@ migrate: install
 seed: migrate
 	$(FLASK) seed-demo --if-empty
 
-# The outbox worker (platform exchange, issue 8) runs in the background while the server runs
-# in the foreground; it stops when the server does.
+# The outbox worker (platform exchange, issue 8) and the job worker (exports, 结息, deadline
+# reminders; issue 11) run in the background while the server runs in the foreground; both stop
+# when the server does.
 run: seed
 	$(FLASK) platform worker & worker=$$!; \
-	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT; \
+	$(FLASK) jobs worker & jobs=$$!; \
+	trap 'kill $$worker $$jobs 2>/dev/null; wait $$worker $$jobs 2>/dev/null' EXIT; \
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
 # Production-style serving: gunicorn with gunicorn.conf.py (set PORTAL_ENV=production and the
@@ -72,8 +74,13 @@ test-e2e: install
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-lint: install
+lint: install security
 	$(BIN)/ruff check portal tests e2e scripts migrations
+
+# Static security checks (issue 9): bandit with [tool.bandit] from pyproject.toml; every
+# finding is fixed or justified inline with `# nosec BXXX - reason`.
+security: install
+	$(BIN)/bandit -c pyproject.toml -r portal scripts -q
 
 format: install
 	$(BIN)/ruff format portal tests e2e scripts

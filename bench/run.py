@@ -386,6 +386,7 @@ class Server:
         self.proc: subprocess.Popen | None = None
         self.log_path = BENCH_DIR / f"server-{ds.name}.log"
         self.peak_hwm = 0  # the largest VmHWM (peak RSS) of any worker
+        self.peak_pss = 0  # the largest PSS seen (shared library pages split between workers)
         self.window_rss = 0  # the largest VmRSS since the last reset
         self.workers_seen: set[int] = set()
         self._stop = threading.Event()
@@ -449,6 +450,16 @@ class Server:
             pass
         return out
 
+    @staticmethod
+    def _pss(pid: int) -> int:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
     def _sample(self) -> None:
         while not self._stop.is_set():
             for pid in self.workers():
@@ -456,6 +467,7 @@ class Server:
                 status = self._status(pid)
                 self.peak_hwm = max(self.peak_hwm, status.get("VmHWM", 0))
                 self.window_rss = max(self.window_rss, status.get("VmRSS", 0))
+                self.peak_pss = max(self.peak_pss, self._pss(pid))
             time.sleep(0.2)
 
     def stop(self) -> None:
@@ -589,6 +601,44 @@ def login_staff(port: int, db: Db, username: str) -> dict:
     return c.cookies | {"_csrf": c.csrf}
 
 
+_COLUMN = re.compile(r'<ol class="cards" id="cards-(\w+)".*?>(.*?)</ol>', re.S)
+_SWAPPED_COLUMN = re.compile(r'<ol id="cards-(\w+)" hx-swap-oob="innerHTML">(.*?)</ol>', re.S)
+_CARD_ID = re.compile(r'<li class="kcard[^"]*" id="case-(\d+)"')
+_DELETE = re.compile(r'<li id="case-(\d+)" hx-swap-oob="delete">')
+_INSERT = re.compile(
+    r'<div hx-swap-oob="(beforebegin|beforeend):#(?:case|cards)-(\w+)">\s*'
+    r'<li class="kcard[^"]*" id="case-(\d+)"'
+)
+
+
+class BoardTab:
+    """What one browser tab of the board shows (the card ids of each column), kept up to date
+    from the move answers as htmx would, so a move can say what it shows (board.js's
+    ``seen_<state>``)."""
+
+    def __init__(self, html: str):
+        self.columns = {s: _CARD_ID.findall(body) for s, body in _COLUMN.findall(html)}
+
+    def seen(self) -> dict[str, str]:
+        return {f"seen_{s}": ",".join(ids) for s, ids in self.columns.items()}
+
+    def apply(self, html: str) -> None:
+        for state, body in _SWAPPED_COLUMN.findall(html):  # whole columns
+            self.columns[state] = _CARD_ID.findall(body)
+        for card_id in _DELETE.findall(html):
+            for ids in self.columns.values():
+                if card_id in ids:
+                    ids.remove(card_id)
+        for how, where, card_id in _INSERT.findall(html):
+            if how == "beforeend":
+                self.columns.setdefault(where, []).append(card_id)
+                continue
+            for ids in self.columns.values():
+                if where in ids:
+                    ids.insert(ids.index(where), card_id)
+                    break
+
+
 def session_client(port: int, jar: dict) -> Client:
     cookies = {k: v for k, v in jar.items() if k != "_csrf"}
     c = Client(port, cookies)
@@ -702,6 +752,7 @@ def build_scenarios(port: int, db: Db, subj: Subjects, quick: bool) -> list[Scen
         session_client(port, staff_jars["liaison" if vu % 2 == 0 else "auditor"]) for vu in range(n)
     ]
     movers = [session_client(port, staff_jars["clerk"]) for vu in range(n)]
+    tabs = [BoardTab(movers[vu].get("/staff/board/outbound").text) for vu in range(n)]
     anonymous = [Client(port) for _ in range(n)]
     login_clients = [Client(port) for _ in range(n)]
     for c in login_clients:
@@ -764,12 +815,14 @@ def build_scenarios(port: int, db: Db, subj: Subjects, quick: bool) -> list[Scen
         }
         if target == "supplement":
             form.update({"with_data": "1", f"c{card['id']}-other": "购房合同原件"})
+        form.update(tabs[vu].seen())
         r = c.post(
             f"/staff/board/case/{card['id']}/move",
             form,
             **htmx,
             **{"X-CSRFToken": c.csrf},
         )
+        tabs[vu].apply(r.text)
         if r.status == 200:
             card.update(state=target, version=card["version"] + 1)
             return r, True
@@ -809,7 +862,7 @@ def build_scenarios(port: int, db: Db, subj: Subjects, quick: bool) -> list[Scen
             certificate_generate,
             requests=int(60 * heavy) or 8,
             seconds=30,
-            warmup=2,
+            warmup=3,
         ),
         Scenario("certificate_download", "下载已出具的证明", certificate_download),
         Scenario("verification", "证明核验页", verification, setup=fill_codes),
@@ -888,6 +941,7 @@ def bench_dataset(ds: Dataset, scale: float, quick: bool) -> dict:
     finally:
         server.stop()
     result["worker_peak_bytes"] = server.peak_hwm
+    result["worker_peak_pss_bytes"] = server.peak_pss
     result["workers_seen"] = len(server.workers_seen)
     bare = result["scenarios"]["bare"]["levels"]
     for scenario in result["scenarios"].values():
@@ -971,7 +1025,10 @@ def checks(results: dict) -> list[dict]:
 
 def print_table(results: dict) -> None:
     for name, run in results["runs"].items():
-        print(f"\n{name}  (workers' peak memory {run['worker_peak_bytes'] / MB:.0f} MB)")
+        print(
+            f"\n{name}  (workers' peak memory: RSS {run['worker_peak_bytes'] / MB:.0f} MB, "
+            f"PSS {run.get('worker_peak_pss_bytes', 0) / MB:.0f} MB)"
+        )
         head = (
             f"{'scenario':22} {'users':>5} {'p50':>7} {'p95':>7} {'p99':>7} {'req/s':>7} "
             f"{'÷bare':>6} {'bytes':>8} {'L/S p95':>7} {'err':>4}"
@@ -990,6 +1047,42 @@ def print_table(results: dict) -> None:
     for c in results["checks"]:
         mark = "ok  " if c["ok"] else "MISS"
         print(f"  {mark} {c['check']:48} {c['value']!s:>10} (target {c['target']}) [{c['where']}]")
+
+
+def markdown(results: dict) -> str:
+    """The figures as Markdown tables (for docs/performance.md)."""
+    out = []
+    for name, run in results["runs"].items():
+        counts = run["counts"]
+        out.append(
+            f"### {name}\n\n{counts['depositors']:,} depositors, "
+            f"{counts['deposit_records']:,} deposit records, {counts['loans']:,} loans, "
+            f"{counts['cases']:,} cases ({counts['open_cases']:,} open). Workers' peak memory: "
+            f"RSS {run['worker_peak_bytes'] / MB:.0f} MB, "
+            f"PSS {run.get('worker_peak_pss_bytes', 0) / MB:.0f} MB.\n"
+        )
+        out.append(
+            "| scenario | users | p50 ms | p95 ms | p99 ms | req/s | ÷ bare | bytes "
+            "| large/small p95 |"
+        )
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for scenario, data in run["scenarios"].items():
+            for users, lv in data["levels"].items():
+                ratio = data.get("large_small_p95") if users == str(max(USERS)) else None
+                out.append(
+                    f"| {scenario} | {users} | {lv['p50']:.1f} | {lv['p95']:.1f} | "
+                    f"{lv['p99']:.1f} | {lv['rps']:.1f} | {lv['share_of_bare'] or 0:.2f} | "
+                    f"{lv['bytes']:,} | {'' if ratio is None else f'{ratio:.2f}'} |"
+                )
+        out.append("")
+    out.append("| target | value | limit | met | run |")
+    out.append("|---|---:|---:|:---:|---|")
+    for c in results["checks"]:
+        out.append(
+            f"| {c['check']} | {c['value']} | {c['target']} | {'yes' if c['ok'] else '**no**'} "
+            f"| {c['where']} |"
+        )
+    return "\n".join(out) + "\n"
 
 
 def machine() -> dict:
@@ -1040,6 +1133,7 @@ def main(argv=None) -> int:
     results["checks"] = checks(results)
     results["machine"]["load_average_after"] = os.getloadavg()
     Path(args.output).write_text(json.dumps(results, ensure_ascii=False, indent=2, default=str))
+    (BENCH_DIR / "results.md").write_text(markdown(results))  # tables for the docs
     print_table(results)
     print(f"\nwritten to {args.output}")
     return 0

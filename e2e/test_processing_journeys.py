@@ -319,3 +319,15 @@ def test_purchase_withdrawal_prepared_approved_and_finished(new_context, portal)
     assert "购房提取" in text and amount in text
     _shot(handler, "processing-done")
     _phone_shot(new_context, handler, "processing-done")
+
+    # the daily reconciliation shows the payment matched with the bank's ledger
+    from portal.filters import local_today
+
+    handler.locator("nav.nav").get_by_role("link", name="对账").click()
+    expect(handler.get_by_role("heading", level=1)).to_have_text("日终对账")
+    handler.get_by_label("对账日期").fill(local_today().isoformat())
+    handler.get_by_role("button", name="对账", exact=True).click()
+    expect(handler.locator("#reconcile h2")).to_contain_text(local_today().isoformat())
+    expect(handler.locator("#reconcile details")).to_contain_text("购房提取")
+    _shot(handler, "processing-reconcile")
+    _phone_shot(new_context, handler, "processing-reconcile")

@@ -76,6 +76,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     from portal import i18n
 
     babel.init_app(app, locale_selector=i18n.select_locale)  # issue 11: zh_CN / en
+    _template_gettext_once_per_request(app)  # issue 10
     security.init_app(app)
     filters.init_app(app)
     i18n.init_app(app)  # issue 11: language switch, `tr` for Chinese enumerations
@@ -184,6 +185,28 @@ def create_app(overrides: dict | None = None) -> Flask:
             return "ok"
 
     return app
+
+
+def _template_gettext_once_per_request(app: Flask) -> None:
+    """Templates call ``_()`` hundreds of times on a page (table labels on every row);
+    flask_babel finds the request's locale, domain and catalogue anew on each call. Find them
+    once per request instead (issue 10: about a third of a simple page's time)."""
+    from flask import g
+    from flask_babel import get_translations
+
+    def translations():
+        found = g.get("_template_translations")
+        if found is None:
+            found = g._template_translations = get_translations()
+        return found
+
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda s: translations().ugettext(s),
+        ngettext=lambda s, p, n: translations().ungettext(s, p, n),
+        newstyle=True,
+        pgettext=lambda c, s: translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: translations().unpgettext(c, s, p, n),
+    )
 
 
 def _database_per_request(app: Flask) -> None:

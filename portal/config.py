@@ -19,7 +19,7 @@ DEFAULTS: dict[str, object] = {
     "ENV": "development",
     "DATABASE_URL": "sqlite:///instance/portal.db",
     "REDIS_URL": "",
-    "SECRET_KEY": "",
+    "SECRET_KEY": "",  # nosec B105 - no default: production refuses to start without one
     "CENTER_CODE": "152900",
     "CENTER_NAME": "阿拉善盟住房公积金管理中心",
     "SMS_ADAPTER": "outbox",
@@ -31,6 +31,9 @@ DEFAULTS: dict[str, object] = {
     "SESSION_COOKIE_SECURE": False,
     "MAX_CONTENT_LENGTH": 5 * 1024 * 1024 + 64 * 1024,  # one 5 MB upload plus its form
     "LOGIN_ADDRESS_LIMIT": 100,  # login attempts per client address per 15 minutes
+    # pending payouts at least this old are completed or reversed when the app starts (a single
+    # instance may use 0: nothing of its own can still be in flight after a restart)
+    "RECONCILE_GRACE_SECONDS": 120,
     "DATA_KEYS": "",  # kid:base64key,... (AES-256-GCM for IDs and cards at rest)
     "LOOKUP_KEY": "",  # base64 32 bytes (HMAC blind index)
     "SIGNING_KEY": "",  # base64 Ed25519 seed: our signature on platform messages

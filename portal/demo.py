@@ -45,8 +45,8 @@ from portal.rules.workdays import add_workdays, is_workday
 from portal.services.identity import hash_password
 
 SEED = 20261125
-DEMO_PASSWORD = "Demo1234"  # noqa: S105 - published demo login
-STAFF_PASSWORD = "Staff2026"  # noqa: S105 - published demo login
+DEMO_PASSWORD = "Demo1234"  # noqa: S105  # nosec B105 - published demo login
+STAFF_PASSWORD = "Staff2026"  # noqa: S105  # nosec B105 - published demo login
 
 # Fixed TOTP secrets so the README can say how to get each staff member's code.
 DEMO_STAFF = [

@@ -93,8 +93,10 @@ def switch_language():
 
 
 @lru_cache(maxsize=8)
-def _patterns(translations) -> tuple[tuple[str, re.Pattern, list[str], str], ...]:
-    """(first literal chunk, regex, placeholders, msgstr) for the msgids with placeholders."""
+def _patterns(translations) -> tuple[tuple[str, re.Pattern, list[str], str, bool], ...]:
+    """(longest literal chunk, regex, placeholders, msgstr, short) for each msgid with
+    placeholders, the most specific first. A short one (under 3 literal characters, like
+    ``{n} 件``) only matches a text that is not several pieces joined by punctuation."""
     catalog = getattr(translations, "_catalog", None) or {}
     found = []
     for msgid, msgstr in catalog.items():
@@ -115,7 +117,9 @@ def _patterns(translations) -> tuple[tuple[str, re.Pattern, list[str], str], ...
     return tuple(found)
 
 
+@lru_cache(maxsize=8192)
 def _lookup(translations, text: str, depth: int = 0) -> str | None:
+    """The translation of ``text``: exact, then by pattern (cached: names and states repeat)."""
     catalog = getattr(translations, "_catalog", None)
     if not catalog:
         return None

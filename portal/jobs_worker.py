@@ -117,7 +117,10 @@ def worker_command(once: bool, interval: float):
 @click.option("--user", "username", help="The staff user the job runs as (exports).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Result file.")
 @click.option("--date", "on", help="Business date (YYYY-MM-DD), default today.")
-def run_command(kind: str, year: int | None, username: str | None, out: Path | None, on):
+@click.option("--scale", type=float, help="demo_large: shrink the totals (e.g. 0.01).")
+def run_command(
+    kind: str, year: int | None, username: str | None, out: Path | None, on, scale: float | None
+):
     from portal.models import StaffUser
     from portal.services import jobs
 
@@ -131,6 +134,8 @@ def run_command(kind: str, year: int | None, username: str | None, out: Path | N
         if user is None:
             raise click.BadParameter(f"no staff user {username!r}", param_hint="--user")
     params = {"year": year} if year is not None else {}
+    if scale is not None:
+        params["scale"] = scale
     today = _today(on)
     with click.progressbar(length=100, label=spec.label, show_percent=True) as bar:
         shown = {"pct": 0}

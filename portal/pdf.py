@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
-from datetime import UTC, date, datetime
+from datetime import date
 from io import BytesIO
 from pathlib import Path
 
@@ -60,8 +60,8 @@ def cjk_font() -> tuple[str, int]:
 # Every document gets its own font object and its own fontTools font, lazily opened, into which
 # copies of those tables are put; its glyphs are made from the raw outlines on first use, so
 # the subsetter (which edits tables and glyphs in place) never touches shared state. The
-# output is byte-for-byte what add_font gives (checked once per process: on any difference, or
-# with an fpdf2 this code does not know, documents fall back to add_font).
+# output is byte-for-byte what add_font gives (tests/test_pdf_font_cache.py); with an fpdf2
+# this code does not know, or a font it would have to patch, documents fall back to add_font.
 
 _FONT_LOCK = threading.Lock()
 _FONT_TEMPLATES: dict[tuple[str, int], _FontTemplate | None] = {}
@@ -159,16 +159,6 @@ class _FontTemplate:
         pdf.fonts[font.fontkey] = font
 
 
-_SAMPLE_DATE = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def _sample(pdf: FPDF) -> bytes:
-    pdf.add_page()
-    pdf.set_font("cjk", size=12)
-    pdf.multi_cell(0, 8, "住房公积金缴存使用证明，编号：ZM2026（核验码 AB12-CD34）阿拉善盟 Ⅻ ½ ■□")
-    return bytes(pdf.output())
-
-
 def _font_template(path: str, index: int) -> _FontTemplate | None:
     """The parsed font, once per process; None when documents must use add_font."""
     key = (path, index)
@@ -176,15 +166,9 @@ def _font_template(path: str, index: int) -> _FontTemplate | None:
         if key not in _FONT_TEMPLATES:
             template = None
             probe = FPDF()
-            probe.set_creation_date(_SAMPLE_DATE)
             probe.add_font("cjk", "", path, collection_font_number=index)
             if _FontTemplate.usable(probe.fonts["cjk"]):
                 template = _FontTemplate(path, index, probe.fonts["cjk"])
-                mine = FPDF()
-                mine.set_creation_date(_SAMPLE_DATE)
-                template.add_to(mine, "cjk")
-                if _sample(mine) != _sample(probe):  # the same bytes as add_font, or no cache
-                    template = None
             probe.fonts["cjk"].close()
             _FONT_TEMPLATES[key] = template
         return _FONT_TEMPLATES[key]

@@ -77,7 +77,19 @@ STAFF_USERNAME = {
     "auditor": "auditor",
 }
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def _tiny_pdf() -> bytes:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=12)
+    pdf.cell(text="security test")
+    return bytes(pdf.output())
+
+
+PDF = _tiny_pdf()
 _seq = itertools.count(1)
 
 
@@ -250,7 +262,9 @@ def build_world() -> World:
         .first()
     )
     account = Account.get(Account.depositor == depositor)
-    usage = certificates.issue_usage(depositor, "北京住房公积金管理中心", TODAY, verify_url, CENTER_NAME)
+    usage = certificates.issue_usage(
+        depositor, "北京住房公积金管理中心", TODAY, verify_url, CENTER_NAME
+    )
     retirement = Payout.create(
         account=account,
         kind="retirement",
@@ -293,7 +307,10 @@ def build_world() -> World:
     own_case = _case(INBOUND, "processing", depositor, assignee="handler")
     code = ecode.issue(depositor, f"depositor:{depositor.id}", TODAY)
     employer_account = (
-        Account.select().where(Account.employer == operator.employer_id).order_by(Account.id).first()
+        Account.select()
+        .where(Account.employer == operator.employer_id)
+        .order_by(Account.id)
+        .first()
     )
     employer_certificate = employer_certificates.issue(
         operator, "中国建设银行阿拉善分行", TODAY, verify_url, CENTER_NAME
@@ -317,10 +334,9 @@ def build_world() -> World:
         TODAY,
     )
 
-    settled = (
-        Loan.select().where(Loan.status == "settled").order_by(Loan.id).first()
-        or _settled_loan(other)
-    )
+    settled = Loan.select().where(Loan.status == "settled").order_by(
+        Loan.id
+    ).first() or _settled_loan(other)
     cert_request = CertificateRequest.create(loan=settled, source="online", requested_by="test")
     issued_request = CertificateRequest.create(loan=settled, source="online", requested_by="test")
     official = staff("official")
@@ -474,3 +490,30 @@ __all__ = [
     "outcome",
     "url_for",
 ]
+
+
+# --- databases beside the test database (servers, restores) -------------------------------
+
+
+def side_database(url: str, suffix: str, fresh: bool = False) -> str:
+    """A PostgreSQL database named after the test database plus ``_<suffix>`` on the same
+    server, created when missing (``fresh``: dropped and created again). Returns its URL."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from portal.db import make_database
+
+    parts = urlsplit(url.replace("psycopg3://", "postgresql://", 1))
+    name = f"{parts.path.lstrip('/')}_{suffix}"
+    admin = make_database(urlunsplit(parts._replace(path="/postgres")))
+    admin.connect()
+    try:
+        query = "SELECT 1 FROM pg_database WHERE datname = %s"
+        exists = admin.execute_sql(query, (name,)).fetchone() is not None
+        if fresh and exists:
+            admin.execute_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+            exists = False
+        if not exists:
+            admin.execute_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.close()
+    return urlunsplit(parts._replace(path=f"/{name}"))

@@ -153,6 +153,14 @@ def test_expired_revoked_or_unknown_codes_are_refused(client, depositor, change,
     assert refused.detail["reason"] == payload["reason"] and code not in str(refused.detail)
 
 
+def test_a_refused_query_delivered_again_is_refused_again(client):
+    query = _query("1529009999999999")
+    assert _reply(post_inbox(client, signed(query)))["outcome"] == "refused"
+    again = _reply(post_inbox(client, signed(query)))
+    assert again["outcome"] == "refused" and "已处理过" in again["reason"]
+    assert again["query_message_id"] == query["message_id"]
+
+
 def test_a_peer_guessing_codes_is_slowed_down(client, monkeypatch):
     monkeypatch.setattr(ecode, "PEER_FAILURES", 2)
     reasons = [
@@ -356,6 +364,8 @@ def test_the_clerk_fetches_the_information_table(client, peer_answers):
     # htmx: the panel with the table at once
     r = client.post("/staff/ecode/", data={"code": "1100001234567891"}, headers=HX)
     assert r.status_code == 200 and "<html" not in r.get_data(as_text=True)
+    second = ECodeLookup.select().order_by(ECodeLookup.id.desc()).first()
+    assert r.headers["HX-Push-Url"] == f"/staff/ecode/{second.id}"
     assert soup(r).select_one("#ecode-result")
     assert len(soup(r).select("#ecode-recent tbody tr")) == 2
 

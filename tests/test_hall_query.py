@@ -203,8 +203,15 @@ def test_loan_pages_show_contract_schedule_and_repayments(client):
     for label in ("贷款金额（元）", "贷款期限", "执行年利率", "还款方式", "下次还款日", "逾期期数"):
         assert label in text
     assert loan.contract_no in text
-    sched = page.select_one("#sched-h").find_parent("section").select("tbody tr")
-    assert len(sched) == loan.term_months
+    # issue 10: a year of the schedule at a time (a 30-year loan is 360 rows), every year offered
+    section = page.select_one("#sched-h").find_parent("section")
+    year = int(section.select_one("#schedule-year option[selected]")["value"])
+    schedule = loans.loan_view(loan.depositor, loan.id, TODAY).schedule
+    assert len(schedule) == loan.term_months
+    assert len(section.select("tbody tr")) == sum(1 for r in schedule if r.due_on.year == year)
+    assert {int(o["value"]) for o in section.select("#schedule-year option")} >= {
+        r.due_on.year for r in schedule
+    }
     assert page.select_one("a[href$='/payoff']")
 
 

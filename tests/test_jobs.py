@@ -426,3 +426,20 @@ def test_the_demo_load_is_offered_in_development_only(client, app, monkeypatch):
     assert soup(client.get("/staff/jobs/")).select_one("form[action='/staff/jobs/demo-large']")
     assert client.post("/staff/jobs/demo-large").status_code == 303
     assert Job.get().params == {"scale": 1.0}
+
+
+def test_the_dashboard_offers_the_background_export_with_the_same_sheets(client):
+    login_staff(client, "official")
+    page = soup(client.get("/staff/dashboard/"))
+    assert page.select_one("form[action='/staff/jobs/dashboard-export'] button").text == "后台导出"
+    direct = load_workbook(BytesIO(client.get("/staff/dashboard/export.xlsx").data))
+    assert client.post("/staff/jobs/dashboard-export").status_code == 303
+    from portal.filters import local_today
+
+    job = jobs.work_once(local_today())  # the same day as the page's own export
+    assert job.status == "done"
+    background = load_workbook(BytesIO(client.get(f"/staff/jobs/{job.id}/download").data))
+    assert background.sheetnames == direct.sheetnames and "服务评价" in direct.sheetnames
+    for name in direct.sheetnames:
+        rows = list(direct[name].iter_rows(values_only=True))
+        assert list(background[name].iter_rows(values_only=True)) == rows

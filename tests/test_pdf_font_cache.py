@@ -8,7 +8,7 @@ import re
 import subprocess
 import threading
 import zlib
-from datetime import date
+from datetime import UTC, date, datetime
 
 from fpdf import FPDF
 
@@ -73,7 +73,7 @@ def test_the_bytes_match_fpdf2_add_font():
 
     def build(add) -> bytes:
         doc = FPDF()
-        doc.set_creation_date(pdf._SAMPLE_DATE)
+        doc.set_creation_date(datetime(2026, 1, 1, tzinfo=UTC))
         add(doc)
         doc.add_page()
         doc.set_font("cjk", size=11)

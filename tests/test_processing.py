@@ -673,3 +673,36 @@ def test_employer_change_case_schedules_ratios():
         & (ChangeRecord.status == "scheduled")
     )
     assert scheduled.channel == "case" and scheduled.effective_from == "2027-01"
+
+
+@pytest.mark.parametrize("bank_paid", [True, False], ids=["bank-paid", "bank-lost"])
+def test_a_crash_after_approval_is_reconciled(person, monkeypatch, bank_paid):
+    """The approval recorded the payout but the process died before the bank answered:
+    ``payouts.reconcile`` completes it (effects applied once) or reverses it."""
+    from portal.services import bank, payouts
+
+    case = inbound("purchase_withdrawal", person)
+    record = processing.prepare_purchase(staff("handler"), case.id, purchase(), TODAY)
+    balance = account_of(person).balance
+
+    def unavailable(*_a, **_k):
+        raise bank.BankUnavailable("timeout")
+
+    monkeypatch.setattr(bank.bank(), "pay_out", unavailable)
+    with pytest.raises(processing.Refused, match="已复核"):
+        processing.approve(staff("handler3"), record.id, None, TODAY, CENTER, verify_url)
+    monkeypatch.undo()
+    payout = Payout.get_by_id(CasePayout.get_by_id(record.id).payout_id)
+    assert payout.status == "pending" and account_of(person).balance == balance
+    if bank_paid:
+        bank.bank().pay_out(payout.idempotency_key, payout.bank_card, payout.amount)
+    result = payouts.reconcile(older_than_seconds=0, account=account_of(person))
+    assert (result.confirmed, result.reversed) == ((1, 0) if bank_paid else (0, 1))
+    view = processing.panel(staff("handler"), case.id, TODAY)
+    status = view.payouts[0].record.status
+    if bank_paid:
+        assert status == "paid" and account_of(person).balance == balance - payout.amount
+        assert view.finish_ready
+    else:
+        assert status == "failed" and account_of(person).balance == balance
+        assert view.open_payout is None  # the handler may prepare again

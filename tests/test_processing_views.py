@@ -297,3 +297,55 @@ def test_amount_is_shown_as_money(client, case, person):
     login_staff(client, "handler")
     text = soup(client.get(f"/staff/processing/case/{case.id}")).get_text()
     assert "1,234.50" in text and record.bank_card not in text
+
+
+@pytest.mark.parametrize(
+    "item,selector",
+    [
+        ("retirement_withdrawal", 'form[action$="/retirement"] input[name=card_source]'),
+        ("early_repayment", 'form[action$="/payoff"] select[name=loan]'),
+        ("settlement_certificate", 'form[action$="/settlement"] select[name=loan]'),
+        ("employer_registration", 'form[action$="/employer"] input[name=credit_code]'),
+        ("query", 'form[action$="/query"] button'),
+        ("usage_certificate", 'form[action$="/usage"] input[name=addressee]'),
+        ("individual_change", 'form[action$="/change"] input[name=phone]'),
+        ("employer_change", 'form[action$="/employer-change"] input[name=effective_from]'),
+    ],
+)
+def test_every_item_has_its_form(client, person, item, selector):
+    case = inbound(item, None if item.startswith("employer") else person)
+    login_staff(client, "handler")
+    for headers in ({}, HX):
+        r = client.get(f"/staff/processing/case/{case.id}", headers=headers)
+        assert r.status_code == 200
+        page = soup(r)
+        assert page.select_one(selector) is not None, item
+        assert page.select_one('form[action$="/decline"] textarea[name=reason]') is not None
+
+
+def test_usage_and_change_forms_through_http(client, person):
+    usage = inbound(
+        "usage_certificate", person, application={"addressee": "银川住房公积金管理中心"}
+    )
+    login_staff(client, "handler")
+    page = soup(client.get(f"/staff/processing/case/{usage.id}"))
+    assert page.select_one("input[name=addressee]")["value"] == "银川住房公积金管理中心"
+    r = client.post(
+        f"/staff/processing/case/{usage.id}/usage",
+        data={"version": str(usage.version), "addressee": ""},
+        headers=HX,
+    )
+    assert r.status_code == 422 and soup(r).select_one("#addressee-error")
+    r = client.post(
+        f"/staff/processing/case/{usage.id}/usage",
+        data={"version": str(usage.version), "addressee": "银川住房公积金管理中心"},
+        headers=HX,
+    )
+    assert r.status_code == 200 and ProxyCase.get_by_id(usage.id).state == "done"
+    change = inbound("individual_change", person)
+    r = client.post(
+        f"/staff/processing/case/{change.id}/change",
+        data={"version": str(change.version), "phone": "12345"},
+    )
+    assert r.status_code == 422
+    assert "11 位手机号码" in soup(r).select_one("#phone-error").get_text()

@@ -31,6 +31,7 @@ import pytest
 from flask import url_for
 
 from portal.models import CaseEvent, ProxyCase
+from tests.conftest import TODAY
 from tests.security_helpers import (
     ALLOW,
     DENY,
@@ -42,7 +43,6 @@ from tests.security_helpers import (
     login_staff_user,
     outcome,
 )
-from tests.conftest import TODAY
 
 COLUMNS = ROLES  # anonymous depositor other_depositor operator other_operator clerk liaison
 #                  handler other_handler official admin auditor
@@ -389,9 +389,7 @@ def test_every_route_and_method_has_a_row(app):
         "outcome for every role): " + ", ".join(missing)
     )
     registered = {endpoint.split(".")[0] for endpoint, _ in routes.values()}
-    stale = sorted(
-        k for k in rows if k not in routes and _endpoint(k).split(".")[0] in registered
-    )
+    stale = sorted(k for k in rows if k not in routes and _endpoint(k).split(".")[0] in registered)
     assert not stale, "rows for routes that do not exist (remove them): " + ", ".join(stale)
     expectations()  # every row has one cell per role
 
@@ -513,9 +511,7 @@ def _move(client, case, target, version=None, htmx=True, **extra):
 def _unchanged(case) -> None:
     fresh = ProxyCase.get_by_id(case.id)
     assert (fresh.state, fresh.version) == (case.state, case.version)
-    moves = CaseEvent.select().where(
-        (CaseEvent.case == case.id) & (CaseEvent.action == "move")
-    )
+    moves = CaseEvent.select().where((CaseEvent.case == case.id) & (CaseEvent.action == "move"))
     assert moves.count() == 0
 
 
@@ -590,3 +586,35 @@ def test_the_auditor_cannot_move_even_a_valid_move(app, client):
     login_staff_user(client, "auditor")
     assert _move(client, case, "verifying").status_code == 403
     _unchanged(case)
+
+
+# --- point 5: the session cookie is Secure over HTTPS ---------------------------------------
+
+
+def _session_cookie(response) -> str:
+    cookies = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("hpf_session=")]
+    assert cookies, "no session cookie was set"
+    return cookies[-1]
+
+
+def test_the_session_cookie_is_secure_when_served_over_https(app, depositor):
+    client = app.test_client()
+    r = client.post(
+        "/login",
+        data={"resident_id": depositor.resident_id, "password": "Demo1234"},
+        base_url="https://portal.test",
+    )
+    cookie = _session_cookie(r)
+    assert "; Secure" in cookie and "; HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_the_session_cookie_over_plain_http_is_secure_only_when_configured(app, depositor):
+    data = {"resident_id": depositor.resident_id, "password": "Demo1234"}
+    cookie = _session_cookie(app.test_client().post("/login", data=data))
+    assert "; Secure" not in cookie and "; HttpOnly" in cookie
+    app.config["SESSION_COOKIE_SECURE"] = True
+    try:
+        cookie = _session_cookie(app.test_client().post("/login", data=data))
+    finally:
+        app.config["SESSION_COOKIE_SECURE"] = False
+    assert "; Secure" in cookie

@@ -305,8 +305,12 @@ def test_the_limits_agree_at_five_megabytes(app):
 
 @pytest.mark.parametrize(
     ("data", "filename", "stored_as"),
-    [(PDF, "申请表.pdf", "application/pdf"), (PNG, "scan.png", "image/png"),
-     (JPEG, "photo.jpg", "image/jpeg"), (JPEG, "photo.JPEG", "image/jpeg")],
+    [
+        (PDF, "申请表.pdf", "application/pdf"),
+        (PNG, "scan.png", "image/png"),
+        (JPEG, "photo.jpg", "image/jpeg"),
+        (JPEG, "photo.JPEG", "image/jpeg"),
+    ],
 )
 def test_pdf_jpeg_and_png_are_accepted(app, client, data, filename, stored_as):
     with app.app_context():
@@ -314,9 +318,12 @@ def test_pdf_jpeg_and_png_are_accepted(app, client, data, filename, stored_as):
     login_staff_user(client, "clerk")
     r = _upload(client, world.outbound_case, data, filename)
     assert r.status_code == 303, r.get_data(as_text=True)
-    row = Attachment.select().where(Attachment.case == world.outbound_case.id).order_by(
-        Attachment.id.desc()
-    ).first()
+    row = (
+        Attachment.select()
+        .where(Attachment.case == world.outbound_case.id)
+        .order_by(Attachment.id.desc())
+        .first()
+    )
     assert row.content_type == stored_as
 
 

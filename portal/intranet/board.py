@@ -142,7 +142,7 @@ def board(direction: str):
         board=view,
         filter_form=form,
         preserve=False,
-        page_size=cases.PAGE,
+        page_size=cases.MORE,
     )
 
 
@@ -167,7 +167,7 @@ def poll(direction: str):
     else:
         response = make_response(
             render_template(
-                "intranet/_board_poll.html", board=view, preserve=True, page_size=cases.PAGE
+                "intranet/_board_poll.html", board=view, preserve=True, page_size=cases.MORE
             )
         )
     response.vary.add("HX-Request")
@@ -183,7 +183,7 @@ def column_more(direction: str, state: str):
     _form, filters = _filters(direction, request.args)
     offset = request.args.get("offset", default=cases.PAGE, type=int)
     if not htmx.is_htmx():
-        return redirect(board_url(direction, filters, **{f"n_{state}": offset + cases.PAGE}))
+        return redirect(board_url(direction, filters, **{f"n_{state}": offset + cases.MORE}))
     cards, count = cases.more_cards(
         _user(), direction, state, filters, _today(), offset, _overrides()
     )
@@ -198,7 +198,7 @@ def column_more(direction: str, state: str):
             shown=min(count, offset + len(cards)),
             count=count,
             preserve=False,
-            page_size=cases.PAGE,
+            page_size=cases.MORE,
         )
     )
     response.vary.add("HX-Request")
@@ -286,6 +286,49 @@ def _first_error(form) -> str:
     return "请求无效"
 
 
+def _client_columns(case, states: set[str]) -> dict[str, list[int]] | None:
+    """The cards the client shows in these columns before the move, in order (board.js sends
+    them with a move as ``seen_<state>``: ids separated by commas); None when it did not (then
+    the move answers with whole columns). Issue 10: an answer that is only the difference stays
+    a few KB on a busy board, and also brings what others changed in these columns."""
+    states = {s for s in states | {case.state} if s in casestates.COLUMNS[case.direction]}
+    if not htmx.is_htmx() or not states:
+        return None
+    seen = {}
+    for state in states:
+        raw = request.values.get(f"seen_{state}")
+        if raw is None:
+            return None
+        ids = [part for part in raw.split(",") if part]
+        if len(ids) > cases.MAX_SHOWN + cases.MORE or not all(p.isdigit() for p in ids):
+            return None
+        seen[state] = [int(p) for p in ids]
+    return seen
+
+
+def _difference(view, before: dict[str, list[int]], fresh_id: int):
+    """The out-of-band edits that turn the client's columns (``before``) into ``view``'s: the
+    cards to take out, then each card to put in with where (in reverse board order, so the
+    card it goes before is already there). The moved card is always taken out and put back."""
+    deletes = [fresh_id]
+    inserts = []
+    for col in view.columns:
+        after = [c.id for c in col.cards]
+        keep = (set(before.get(col.state, ())) & set(after)) - {fresh_id}
+        deletes += [i for i in before.get(col.state, ()) if i not in keep and i != fresh_id]
+        for k in range(len(col.cards) - 1, -1, -1):
+            card = col.cards[k]
+            if card.id in keep:
+                continue
+            place = (
+                f"beforebegin:#case-{col.cards[k + 1].id}"
+                if k + 1 < len(col.cards)
+                else f"beforeend:#cards-{col.state}"
+            )
+            inserts.append((place, card))
+    return deletes, inserts
+
+
 def _move_answer(
     case,
     states: set[str],
@@ -295,7 +338,8 @@ def _move_answer(
     inline: dict | None = None,
 ):
     """The answer to a move, however it ended: the affected columns, swapped out of band,
-    with the card in its real column, and the message for the aria-live region."""
+    with the card in its real column, and the message for the aria-live region. A client that
+    said what it shows (``g.board_before``) gets only what changed in those columns."""
     if not htmx.is_htmx():
         flash(message, "success" if level == "success" else "error")
         return redirect(url_for(".board", direction=case.direction), 303)
@@ -311,6 +355,10 @@ def _move_answer(
         shown=_shown(request.values),
         only=wanted,
     )
+    before = g.get("board_before")
+    if before is not None and not wanted <= set(before):
+        before = None  # the card is in a column the client did not describe: whole columns
+    deletes, inserts = _difference(view, before, case.id) if before is not None else ((), ())
     response = make_response(
         render_template(
             "intranet/_board_move.html",
@@ -320,7 +368,10 @@ def _move_answer(
             fresh_id=case.id,
             inline=inline,
             preserve=True,
-            page_size=cases.PAGE,
+            page_size=cases.MORE,
+            difference=before is not None,
+            deletes=deletes,
+            inserts=inserts,
         ),
         status,
     )
@@ -371,6 +422,7 @@ def move(case_id: int):
     from_state = form.from_state.data or case.state
     target = form.target.data or ""
     client_states = {from_state, target}
+    g.board_before = _client_columns(case, client_states)
     if not form.validate():
         return _move_answer(case, client_states, _first_error(form), 422, "error")
     version = form.version.data

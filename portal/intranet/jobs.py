@@ -46,7 +46,7 @@ class SettlementForm(FlaskForm):
         super().__init__(*args, **kwargs)
         latest = last_settlement_date(today).year
         self.year.choices = choices(
-            (str(y), _("%(y)s 年度（%(y)s 年 6 月 30 日结息）", y=y))
+            (str(y), _("%(y)s 年度（%(y)s-06-30）", y=y))
             for y in range(latest, latest - 3, -1)
         )
 
@@ -192,9 +192,12 @@ def _job_or_404(job_id: int):
 def show(job_id: int):
     r = jobs.row(_job_or_404(job_id))
     status = STOP_POLLING if (r.finished and htmx.is_htmx()) else 200
-    return htmx.render(
+    response = htmx.render(
         "jobs/show.html", "jobs/_progress.html", status=status, j=r, nav_active="jobs"
     )
+    if status == STOP_POLLING:  # its "finished" notice is in the inbox now: refresh the bell
+        htmx.trigger(response, "inbox-changed")
+    return response
 
 
 @bp.get("/<int:job_id>/download")

@@ -158,7 +158,11 @@ class EmployerForm(VersionForm):
 class ChangeForm(VersionForm):
     phone = StringField(_l("新手机号码"), [Optional(), Length(max=20)])
     bank_card = StringField(_l("新提取银行卡号"), [Optional(), Length(max=23)])
-    bank_name = SelectField(_l("开户银行"), choices=choices([("", "—")] + [(b, b) for b in BANKS]))
+    bank_name = SelectField(
+        _l("开户银行"),
+        choices=choices([("", "—")] + [(b, b) for b in BANKS]),
+        validate_choice=False,  # checked with the card (services.changes.check_card)
+    )
     address = StringField(_l("新联系地址"), [Optional(), Length(max=200)])
 
 

@@ -234,10 +234,15 @@ def _loan_view(loan_id: int):
 def loan_detail(loan_id: int):
     view = _loan_view(loan_id)
     today = _today()
+    year = loan_svc.schedule_year(view, today, request.args.get("year", type=int))
+    years = dict(years=loan_svc.schedule_years(view), year=year)
+    if htmx.is_htmx():  # the year picker: the schedule and repayments of that year
+        return _render("hall/loan.html", "hall/_loan_years.html", v=view, **years)
     calc_form = PayoffCalcForm(formdata=None, on=today)
     quote = loan_svc.payoff_quote(view, today, today) if view.active else None
-    return render_template(
+    return _render(
         "hall/loan.html",
+        None,
         v=view,
         quote=quote,
         calc_form=calc_form,
@@ -245,6 +250,7 @@ def loan_detail(loan_id: int):
         request_form=EmptyForm(),
         today=today,
         calc_last=min(loan_svc.payoff_calendar_limit(today), view.last_due or today),
+        **years,
     )
 
 
@@ -298,6 +304,9 @@ def payoff(loan_id: int):
     if request.method == "GET":
         return _payoff_page(view, form)
     existing = loan_svc.find_payoff(_me(), loan_id, form.token.data)
+    asked = loan_svc.payoff_fingerprint(loan_id, form.funding.data == "balance")
+    if existing is not None and not payouts.same_request(existing, asked):
+        return _payoff_page(view, form, 422, error=payouts.DIFFERENT_REQUEST)
     if existing is not None and existing.status != payouts.PENDING:
         return redirect(url_for("hall.payoff_receipt", loan_id=loan_id, payout_id=existing.id), 303)
     if not form.validate_on_submit():
@@ -355,13 +364,14 @@ def request_settlement(loan_id: int):
 
 def _certificates_page(form, status=200, error=None):
     centers = [c.name for c in Center.select(Center.name).where(Center.active).order_by(Center.id)]
-    items = cert_svc.own_certificates(_me())
+    listing = cert_svc.own_certificates_page(_me(), request.args.get("page", 1, type=int) or 1)
     today = _today()
     return render_template(
         "hall/certificates.html",
         form=form,
         error=error,
-        items=[(c, cert_svc.status(c, today)) for c in items],
+        listing=listing,
+        items=[(c, cert_svc.status(c, today)) for c in listing.items],
         centers=centers,
         kind_labels=cert_svc.KIND_LABELS,
         state_labels=cert_svc.STATE_LABELS,

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -55,6 +57,28 @@ def _as_transfer(row: BankTransfer) -> Transfer:
     return Transfer(row.idempotency_key, row.direction, row.amount, row.card, row.reference)
 
 
+CRASH_POINTS = ("before", "during", "after")
+
+
+def crash_point(name: str) -> None:
+    """Test-only fault injection for ``scripts/crash_test.py`` (issue 9, point 17).
+
+    With ``PORTAL_CRASH_POINT=<name>`` in the environment of a development server, the process
+    dies here, in the middle of a withdrawal. With ``PORTAL_CRASH_MARKER=<file>`` as well it
+    first writes the point's name to that file and waits to be killed (``kill -9`` by the
+    script), so the whole server dies at that moment; after 60 s it exits by itself. Never set
+    in production; only the development bank adapter calls it.
+    """
+    if os.environ.get("PORTAL_CRASH_POINT") != name:
+        return
+    marker = os.environ.get("PORTAL_CRASH_MARKER")
+    if marker:
+        with open(marker, "w", encoding="utf-8") as fh:
+            fh.write(f"{name} {os.getpid()}\n")
+        time.sleep(60)
+    os._exit(137)
+
+
 class DevLedger:
     """The development bank's ledger: one row per idempotency key."""
 
@@ -66,6 +90,7 @@ class DevLedger:
     def _move(self, direction: str, key: str, card: str, amount: Decimal) -> Transfer:
         if amount <= 0:
             raise BankError("转账金额必须大于零")
+        crash_point("before")
         with write_tx():
             BankTransfer.insert(
                 idempotency_key=key,
@@ -75,6 +100,8 @@ class DevLedger:
                 reference=self._reference(key),
             ).on_conflict_ignore().execute()
             row = BankTransfer.get(BankTransfer.idempotency_key == key)
+            crash_point("during")  # the bank's own transaction is not committed yet
+        crash_point("after")  # the bank paid; the portal has not confirmed
         if (row.direction, row.amount, row.card) != (direction, amount, card or ""):
             raise BankError("同一幂等键的转账内容不一致")
         log.info("dev bank %s %s to %s", direction, amount, mask_bank_card(card))

@@ -42,7 +42,8 @@ from portal.services import audit
 
 BOARD_ROLES = ("clerk", "liaison", "handler", "auditor")
 MOVER_ROLES = ("clerk", "liaison", "handler")
-PAGE = 20  # cards a column shows before "加载更多"
+PAGE = 6  # cards a column shows first (issue 10: a whole board page stays under 60 KB)
+MORE = 30  # cards each "加载更多" adds
 MAX_SHOWN = 400
 DIRECTION_LABELS = {OUTBOUND: "外地业务看板", INBOUND: "本地业务看板"}
 DIRECTION_HINTS = {
@@ -571,6 +572,29 @@ def changed_board(
     return board(user, direction, filters, today, overrides, shown)
 
 
+def column_ids(
+    user: StaffUser,
+    direction: str,
+    filters: Filters,
+    today: date,
+    shown: dict[str, int] | None,
+    states: set[str],
+) -> dict[str, list[int]]:
+    """The ids of the cards each of these columns shows, in board order (issue 10: what a
+    client in step with the board has on screen, so a move can answer with the difference)."""
+    cond = _board_clause(user, direction, filters, today)
+    out = {}
+    for state in states:
+        rows = (
+            ProxyCase.select(ProxyCase.id)
+            .where(cond & (ProxyCase.state == state))
+            .order_by(*_order(direction, state))
+            .limit(_shown(shown, state))
+        )
+        out[state] = [row_id for (row_id,) in rows.tuples()]
+    return out
+
+
 def more_cards(
     user: StaffUser,
     direction: str,
@@ -586,7 +610,7 @@ def more_cards(
     cond = _board_clause(user, direction, filters, today) & (ProxyCase.state == state)
     count = ProxyCase.select().where(cond).count()
     offset = max(0, min(offset, MAX_SHOWN))
-    rows = _card_query(cond).order_by(*_order(direction, state)).offset(offset).limit(PAGE)
+    rows = _card_query(cond).order_by(*_order(direction, state)).offset(offset).limit(MORE)
     return [_card(user, row, today, overrides) for row in rows], count
 
 

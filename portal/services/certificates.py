@@ -396,6 +396,32 @@ def own_certificates(depositor: Depositor) -> list[Certificate]:
     return list(_own_query(depositor).order_by(Certificate.issued_at.desc(), Certificate.id.desc()))
 
 
+CERTIFICATES_PER_PAGE = 10
+
+
+@dataclass
+class CertificatePage:
+    items: list[Certificate]
+    page: int
+    pages: int
+    total: int
+
+
+def own_certificates_page(depositor: Depositor, page: int = 1) -> CertificatePage:
+    """The holder's certificates, newest first, a page at a time (issue 10: a depositor who
+    issued many still gets a small page); an out-of-range page gives the last."""
+    query = _own_query(depositor)
+    total = query.count()
+    pages = max(1, -(-total // CERTIFICATES_PER_PAGE))
+    page = min(max(1, page), pages)
+    items = list(
+        query.order_by(Certificate.issued_at.desc(), Certificate.id.desc()).paginate(
+            page, CERTIFICATES_PER_PAGE
+        )
+    )
+    return CertificatePage(items, page, pages, total)
+
+
 def own_certificate(depositor: Depositor, certificate_id: int) -> Certificate:
     certificate = _own_query(depositor).where(Certificate.id == certificate_id).first()
     if certificate is None or not certificate.storage_key:

@@ -380,7 +380,7 @@ def recent_cases(user: StaffUser, limit: int = 10) -> list[RecentCase]:
 # --- the ledger (业务办理台账) --------------------------------------------------------------
 
 LEDGER_ROLES = ("liaison", "clerk", "handler", "auditor")
-LEDGER_PAGE_SIZE = 50
+LEDGER_PAGE_SIZE = 25  # issue 10: a month of a busy center is a page at a time
 LEDGER_EXPORT_LIMIT = 20000
 
 

@@ -470,20 +470,25 @@ def _local_hm(at: datetime) -> str:
     return local_dt(at, "%H:%M")
 
 
-def stored_reply(sender: str, query_message_id: str) -> bytes | None:
-    """The reply we gave to this query before (a repeated query message gets the same answer;
-    a refusal was not kept and is answered again)."""
+def stored_reply(sender: str, query_message_id: str) -> bytes:
+    """The answer to a query message delivered again: the very reply it got, when it used a
+    code; otherwise a signed refusal saying so (nothing is used up twice)."""
+    from portal.platform import files, messages, signing
     from portal.storage import StorageError, get_storage
 
     row = ECode.get_or_none(
         (ECode.query_message_id == query_message_id) & (ECode.used_by_center == sender)
     )
-    if row is None or not row.reply_key:
-        return None
-    try:
-        return get_storage().get(row.reply_key, row.reply_sha256)
-    except StorageError:
-        return None
+    if row is not None and row.reply_key:
+        try:
+            return get_storage().get(row.reply_key, row.reply_sha256)
+        except StorageError:
+            pass
+    payload = messages.ecode_reply_payload(
+        query_message_id, reason="该查询报文已处理过，请重新输入业务码查询"
+    )
+    reply = messages.build("ecode.reply", files.self_center().code, sender, None, payload)
+    return files.pack(reply, {}, signing.private_key())
 
 
 # --- the querying center (the other center's clerk) ---------------------------------------

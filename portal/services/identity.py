@@ -6,6 +6,7 @@ never tells which part was wrong.
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, timedelta
 from functools import lru_cache
@@ -55,15 +56,22 @@ class PasswordRejected(ValueError):
     pass
 
 
+# scrypt (n=2**15, r=8) takes 32 MB while it runs: one hash at a time per process keeps a
+# worker's peak memory down when logins arrive together (issue 10); they queue for ~50 ms.
+_HASHING = threading.Lock()
+
+
 def hash_password(password: str) -> str:
-    return generate_password_hash(password, method="scrypt")
+    with _HASHING:
+        return generate_password_hash(password, method="scrypt")
 
 
 def check_password(stored: str | None, password: str) -> bool:
-    if not stored:
-        check_password_hash(_DUMMY_HASH, password)  # same time as a real check
-        return False
-    return check_password_hash(stored, password)
+    with _HASHING:
+        if not stored:
+            check_password_hash(_DUMMY_HASH, password)  # same time as a real check
+            return False
+        return check_password_hash(stored, password)
 
 
 @lru_cache(maxsize=1)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -229,26 +230,22 @@ def check_settlement_year(year: int, today: date) -> date:
     return day
 
 
-def _settle_account(account_id: int, day: date, rate: Decimal) -> Decimal | None:
+def _settle_account(
+    account: Account, records: list[tuple[date, Decimal]], day: date, rate: Decimal
+) -> Decimal | None:
     """One account's interest for the year ending ``day`` (30 June): from its last settlement
     (or its opening) to ``day`` by the 积数 method, posted as a 结息 record dated ``day``.
-    None when the account is closed, opened later, or already settled for the year."""
-    account = locked(Account.select().where(Account.id == account_id)).first()
-    if account is None or account.status == "销户" or account.opened_on >= day:
+    ``records`` are its (posted_on, balance_after) up to ``day``, in order. None when the
+    account is closed, opened later, or already settled for the year."""
+    if account.status == "销户" or account.opened_on >= day:
         return None
     if account.last_interest_on and account.last_interest_on >= day:
         return None
     since = account.last_interest_on or account.opened_on
-    records = list(
-        DepositRecord.select(DepositRecord.id, DepositRecord.posted_on, DepositRecord.balance_after)
-        .where((DepositRecord.account == account.id) & (DepositRecord.posted_on <= day))
-        .order_by(DepositRecord.posted_on, DepositRecord.id)
-    )
-    events = [(r.posted_on, r.balance_after) for r in records]
-    interest = max(deposit_interest(events, since, day, rate), Decimal("0.00"))
+    interest = max(deposit_interest(records, since, day, rate), Decimal("0.00"))
     fields = {"last_interest_on": day, "version": account.version + 1}
     if interest > 0:
-        on_day = records[-1].balance_after if records else Decimal("0.00")
+        on_day = records[-1][1] if records else Decimal("0.00")
         DepositRecord.create(
             account=account.id,
             kind="结息",
@@ -258,14 +255,9 @@ def _settle_account(account_id: int, day: date, rate: Decimal) -> Decimal | None
             memo=f"{day.year} 年度结息",
         )
         # records posted after the settlement day (a late run) follow the credited interest
-        for later in DepositRecord.select().where(
-            (DepositRecord.account == account.id)
-            & (DepositRecord.posted_on > day)
-            & (DepositRecord.kind != "结息")
-        ):
-            DepositRecord.update(balance_after=later.balance_after + interest).where(
-                DepositRecord.id == later.id
-            ).execute()
+        DepositRecord.update(balance_after=DepositRecord.balance_after + interest).where(
+            (DepositRecord.account == account.id) & (DepositRecord.posted_on > day)
+        ).execute()
         fields["balance"] = account.balance + interest
     won = (
         Account.update(**fields)
@@ -275,6 +267,33 @@ def _settle_account(account_id: int, day: date, rate: Decimal) -> Decimal | None
     if not won:  # cannot happen under the lock
         raise Refused("账户信息已变化，请重新运行结息")
     return interest
+
+
+def _settle_chunk(ids: list[int], day: date, rate: Decimal, result: Settlement) -> None:
+    """A chunk of accounts in one transaction: the rows locked, their records read at once."""
+    accounts = {
+        a.id: a for a in locked(Account.select().where(Account.id.in_(ids)).order_by(Account.id))
+    }
+    records: dict[int, list[tuple[date, Decimal]]] = defaultdict(list)
+    for account_id, posted_on, after in (
+        DepositRecord.select(
+            DepositRecord.account, DepositRecord.posted_on, DepositRecord.balance_after
+        )
+        .where(DepositRecord.account.in_(ids) & (DepositRecord.posted_on <= day))
+        .order_by(DepositRecord.account, DepositRecord.posted_on, DepositRecord.id)
+        .tuples()
+    ):
+        records[account_id].append((posted_on, after))
+    for account_id in ids:
+        account = accounts.get(account_id)
+        interest = (
+            None if account is None else _settle_account(account, records[account_id], day, rate)
+        )
+        if interest is None:
+            result.skipped += 1
+        else:
+            result.settled += 1
+            result.total += interest
 
 
 def settle_interest(year: int, today: date, actor: str, progress: Progress) -> Settlement:
@@ -295,13 +314,7 @@ def settle_interest(year: int, today: date, actor: str, progress: Progress) -> S
     progress(1, f"共 {len(ids)} 户待核对")
     for start in range(0, len(ids), SETTLE_CHUNK):
         with write_tx():
-            for account_id in ids[start : start + SETTLE_CHUNK]:
-                interest = _settle_account(account_id, day, rate)
-                if interest is None:
-                    result.skipped += 1
-                else:
-                    result.settled += 1
-                    result.total += interest
+            _settle_chunk(ids[start : start + SETTLE_CHUNK], day, rate, result)
         done = min(start + SETTLE_CHUNK, len(ids))
         progress(1 + 98 * done // max(1, len(ids)), f"已处理 {done}/{len(ids)} 户")
     with write_tx():

@@ -129,6 +129,10 @@ def case_moved(case: ProxyCase, source: str, target: str) -> list[Notice]:
         body += "需补正材料：" + "、".join(case.missing_materials) + "。"
     if target == "rejected" and case.rejection_reason:
         body += f"退回原因：{case.rejection_reason}"
+    from portal.services.ratings import RATABLE_CASE_STATES
+
+    if target in RATABLE_CASE_STATES[case.direction]:
+        body += "欢迎对本次服务进行评价。"
     text = f"您的办件{case.receipt_no}（{item}）已进入“{label}”。"
     if target == cs.PAUSED:
         text += "请按告知补正材料。"

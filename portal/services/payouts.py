@@ -20,6 +20,9 @@ are reconciled, so a request still in flight in another process is not reversed 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -169,6 +172,8 @@ def _retirement_quote(depositor: Depositor, account: Account | None, today: date
         return quote
     if quote.pending is not None:
         quote.reasons.append("您有一笔退休提取正在办理中，请勿重复提交。")
+    elif other_payout_pending(account, "retirement"):
+        quote.reasons.append("您的账户有一笔其他支付正在办理中，请办结后再办理退休提取。")
     if not eligibility:
         quote.reasons.append(
             f"您尚未达到法定退休年龄（法定退休日期：{fmt_day(eligibility.statutory_date)}），"
@@ -204,6 +209,16 @@ def _retirement_quote(depositor: Depositor, account: Account | None, today: date
     return quote
 
 
+def other_payout_pending(account: Account, kind: str) -> bool:
+    """Another kind of payout of the account is still pending (its amount leaves the balance
+    only when it is confirmed, so nothing else may be paid from the balance meanwhile)."""
+    return (
+        Payout.select()
+        .where((Payout.account == account) & (Payout.status == PENDING) & (Payout.kind != kind))
+        .exists()
+    )
+
+
 def retirement_quote(depositor: Depositor, today: date) -> RetirementQuote:
     """Eligibility (every refusal reason that applies) and the amount, without changing data."""
     account = Account.get_or_none(Account.depositor == depositor)
@@ -215,6 +230,23 @@ def retirement_quote(depositor: Depositor, today: date) -> RetirementQuote:
 
 def retirement_key(depositor: Depositor, token: str) -> str:
     return f"retire:{depositor.id}:{token}"
+
+
+def request_fingerprint(**fields) -> str:
+    """A hash of what a money form asked for, stored with its idempotency key: a replay with
+    the same key must ask for the same thing (issue 9, point 16)."""
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def same_request(payout: Payout, fingerprint: str) -> bool:
+    """Whether a replay asks for what the stored payout was created for."""
+    stored = (payout.detail or {}).get("request")
+    return stored is None or hmac.compare_digest(stored, fingerprint)
+
+
+REVERSED_REQUEST = "上次提交未能完成，已撤销，资金未转出。请刷新页面后重新提交。"
+DIFFERENT_REQUEST = "该请求编号已用于内容不同的另一笔业务，本次未办理。请刷新页面后重新提交。"
 
 
 def check_token(token: str | None) -> str:
@@ -244,11 +276,14 @@ def retire(
     """Pay the whole balance plus accrued interest to the card on file and close the account."""
     token = check_token(token)
     key = retirement_key(depositor, token)
+    fingerprint = request_fingerprint(kind="retirement", depositor=depositor.id)
     actor = actor or f"depositor:{depositor.id}"
     code_error = None
     with write_tx():
         account = locked(Account.select().where(Account.depositor == depositor)).first()
         payout = Payout.get_or_none(Payout.idempotency_key == key)
+        if payout is not None and not same_request(payout, fingerprint):
+            raise Refused(DIFFERENT_REQUEST)
         if payout is None:
             person = Depositor.get_by_id(depositor.id)  # fresh: the card may have changed
             quote = _retirement_quote(person, account, today)
@@ -278,6 +313,7 @@ def retire(
                         "interest_since": quote.interest_since.isoformat(),
                         "basis": quote.basis,
                         "bank_name": person.bank_name,
+                        "request": fingerprint,
                     },
                 )
                 audit.record(
@@ -293,6 +329,8 @@ def retire(
             raise Refused("请求无效，请刷新页面后重新提交。")
     if code_error:
         raise CodeRejected(code_error)
+    if payout.status == REVERSED:  # a retry of a request the reconciliation undid
+        raise Refused(REVERSED_REQUEST)
     return complete(payout)
 
 
@@ -496,10 +534,10 @@ def init_app(app) -> None:
             f"confirmed {result.confirmed}, reversed {result.reversed}, left pending {result.left}"
         )
 
-    reconcile_on_start()
+    reconcile_on_start(app.config.get("RECONCILE_GRACE_SECONDS", RECONCILE_GRACE_SECONDS))
 
 
-def reconcile_on_start() -> ReconcileResult | None:
+def reconcile_on_start(older_than: int = RECONCILE_GRACE_SECONDS) -> ReconcileResult | None:
     """Reconcile when the application starts; skipped while the schema is not there yet."""
     from portal.db import db
 
@@ -507,7 +545,7 @@ def reconcile_on_start() -> ReconcileResult | None:
         db.connect(reuse_if_open=True)
         if not db.table_exists("payout") or not db.table_exists("bank_transfer"):
             return None
-        return reconcile()
+        return reconcile(older_than)
     except Exception:  # a start must not fail because reconciliation could not run
         log.exception("payout reconciliation on start failed")
         return None

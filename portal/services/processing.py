@@ -1271,6 +1271,13 @@ def approve(
             account = locked(Account.select().where(Account.id == record.account_id)).get()
             if record.kind == "loan_offset":
                 locked(Loan.select().where(Loan.id == record.detail["loan_id"])).get()
+            # issue 9: the balance is taken out when a payout is confirmed, so another payout
+            # still pending on the account (in flight at the bank) must finish first
+            in_flight = Payout.select().where(
+                (Payout.account == account.id) & (Payout.status == payouts.PENDING)
+            )
+            if in_flight.exists():
+                raise Refused("该职工账户有一笔支付正在办理中，请稍后再复核")
             changes = _recheck(record, case, account, today)
             amount = changes.get("amount", record.amount)
             detail = changes.get("detail", record.detail)

@@ -54,20 +54,29 @@ class CaseView:
         return self.days_left is not None and self.days_left < 0
 
 
-def _view(case: ProxyCase, today: date, overrides=None) -> CaseView:
+def _events_query(case_ids):
+    return (
+        CaseEvent.select()
+        .where(CaseEvent.case.in_(case_ids))
+        .order_by(CaseEvent.created_at, CaseEvent.id)
+    )
+
+
+def _view(case: ProxyCase, today: date, overrides=None, centers=None, history=None) -> CaseView:
+    """``centers`` (id -> Center) and ``history`` (the case's events) when the caller read them
+    for many cases at once (issue 10: a list of cases costs the same queries however long)."""
     direction, state = case.direction, case.state
     running = casestates.clock_running(direction, state)
     try:
         item_name = items.get(case.item).name
     except KeyError:
         item_name = case.item
-    center = Center.get_or_none(Center.id == case.center_id)
+    if centers is not None:
+        center = centers.get(case.center_id)
+    else:
+        center = Center.get_or_none(Center.id == case.center_id)
     events = []
-    for event in (
-        CaseEvent.select()
-        .where(CaseEvent.case == case)
-        .order_by(CaseEvent.created_at, CaseEvent.id)
-    ):
+    for event in history if history is not None else _events_query([case.id]):
         if event.action in ("create", "move") and event.to_state:
             note = ""
             if event.to_state == casestates.PAUSED and case.missing_materials:
@@ -118,8 +127,13 @@ def _own_query(depositor: Depositor):
 
 def my_cases(depositor: Depositor, today: date) -> list[CaseView]:
     overrides = settings.holiday_overrides()
-    cases = _own_query(depositor).order_by(ProxyCase.created_at.desc(), ProxyCase.id.desc())
-    return [_view(case, today, overrides) for case in cases]
+    cases = list(_own_query(depositor).order_by(ProxyCase.created_at.desc(), ProxyCase.id.desc()))
+    centers = {center.id: center for center in Center.select()}
+    history: dict[int, list[CaseEvent]] = {case.id: [] for case in cases}
+    if cases:
+        for event in _events_query(list(history)):
+            history[event.case_id].append(event)
+    return [_view(case, today, overrides, centers, history[case.id]) for case in cases]
 
 
 def my_case(depositor: Depositor, case_id: int, today: date) -> CaseView:

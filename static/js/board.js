@@ -63,7 +63,7 @@
           var card = evt.item;
           var from = evt.from;
           var index = evt.oldIndex;
-          htmx.ajax("POST", card.dataset.moveUrl, {
+          htmx.ajax("POST", card.querySelector(".kcard-move").getAttribute("action"), {
             source: card,
             swap: "none",
             values: {
@@ -87,6 +87,19 @@
   }
 
   htmx.onLoad(init);
+
+  // A move says which cards each column shows, so the answer can be just the difference
+  // (portal/intranet/board.py: _client_columns).
+  document.addEventListener("htmx:configRequest", function (evt) {
+    if (evt.detail.verb !== "post" || !/\/move$/.test(evt.detail.path)) return;
+    document.querySelectorAll(".board .cards").forEach(function (list) {
+      var ids = [];
+      list.querySelectorAll(":scope > .kcard").forEach(function (card) {
+        ids.push(card.id.replace("case-", ""));
+      });
+      evt.detail.parameters["seen_" + list.dataset.state] = ids.join(",");
+    });
+  });
 
   // A refused move (409) or invalid data (422) still carries the fresh columns and the reason.
   // A poll that lands while a card is being dragged waits for the next one.
