@@ -261,3 +261,42 @@ def test_a_counter_applicant_rates_the_finished_case_from_the_tracking_page(port
         expect(followup.locator(".tag")).to_have_text("待整改" if step == "回访" else "已整改")
         _shot(page, f"followup-{step}", size)
         staff.close()
+
+
+def test_an_admin_runs_the_interest_settlement_and_sees_it_finish(portal, new_context, job_worker):
+    state = portal.staff_state(new_context, "admin")
+    context = new_context(storage_state=state, **VIEWPORTS["desktop"])
+    page = context.new_page()
+    page.goto("/staff/jobs/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("后台任务")
+    _shot(page, "jobs", "desktop")
+    page.get_by_label("结息年度").select_option(index=0)
+    page.get_by_role("button", name="开始结息").click()
+    expect(page).to_have_url(re.compile(r"/staff/jobs/\d+$"))
+    job_url = page.url
+    bar = page.locator("progress#job-bar")
+    expect(bar).to_be_visible()
+    # htmx polls the progress every second until the worker has finished the job
+    expect(bar).to_have_attribute("value", "100", timeout=JOB_WAIT)
+    expect(page.locator("#job-pct")).to_have_text("100%")
+    expect(page.locator("#job-status")).to_contain_text("已完成")
+    expect(page.locator("#job-status")).to_contain_text("年度结息完成")
+    assert page.locator("#job-progress").get_attribute("hx-trigger") is None  # polling stopped
+    # the finished answer refreshes the bell: the job's notice is waiting in the inbox
+    expect(page.locator("#inbox-bell .bell-count")).to_be_visible()
+    _shot(page, "job-done", "desktop")
+    page.goto("/staff/jobs/")
+    expect(page.locator(".jobs-table tbody tr", has_text="年度结息")).to_contain_text("已完成")
+    context.close()
+
+    phone = new_context(storage_state=state, **VIEWPORTS["phone"])
+    page = phone.new_page()
+    page.goto(job_url)
+    expect(page.locator("#job-pct")).to_have_text("100%")
+    _shot(page, "job-done", "phone")
+    page.goto("/staff/jobs/")
+    _shot(page, "jobs", "phone")
+    page.goto("/staff/inbox/")
+    expect(page.locator("li.notice").first).to_contain_text("后台任务已完成：年度结息")
+    _shot(page, "staff-inbox", "phone")
+    phone.close()

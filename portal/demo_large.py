@@ -300,7 +300,7 @@ def load(
     gen.run()
     progress("statistics for the query planner")
     if is_postgres():  # VACUUM also marks the pages all-visible: index-only scans work at once
-        db.execute_sql("VACUUM ANALYZE")
+        db.execute_sql("ANALYZE" if db.in_transaction() else "VACUUM ANALYZE")
     else:
         db.execute_sql("ANALYZE")
         db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -165,15 +165,18 @@ RAW_TEXT = re.compile(r"<(script|style|textarea|pre)\b", re.I)
 UI_ATTRIBUTE = re.compile(r'(\s(?:aria-label|title|placeholder|alt|data-label)=")([^"]*)(")')
 HAN_RUN = re.compile(r"[\u3400-\u9fff]+")
 SEPARATORS = re.compile(r"([；，。：、（）·|]+)")
+LEVELS = (re.compile(r"([；·|=]+)"), re.compile(r"([，。：、（）]+)"), re.compile(r"(\s+)"))
 
 
-def _translate_piece(translations, piece: str) -> str:
+def _translate_piece(translations, piece: str, level: int = 0) -> str:
+    """A piece of text: whole, else split at the separators of the next level (strong ones
+    like "；" first, then "，", then spaces)."""
     found = _lookup(translations, piece)
-    if found is not None:
-        return found
+    if found is not None or level == len(LEVELS):
+        return found if found is not None else piece
     return "".join(
-        (_lookup(translations, word) or word) if HAN.search(word) else word
-        for word in re.split(r"(\s+)", piece)
+        _translate_piece(translations, part, level + 1) if HAN.search(part) else part
+        for part in LEVELS[level].split(piece)
     )
 
 
@@ -183,10 +186,7 @@ def _translate_text(translations, text: str) -> str:
     plain = html.unescape(text)
     found = _lookup(translations, plain)
     if found is None:  # pieces put together in the template: phrase by phrase, then words
-        found = "".join(
-            _translate_piece(translations, piece) if HAN.search(piece) else piece
-            for piece in SEPARATORS.split(plain)
-        )
+        found = _translate_piece(translations, plain)
         found = HAN_RUN.sub(lambda m: _lookup(translations, m.group(0)) or m.group(0), found)
     if not HAN.search(found):
         lead = plain[: len(plain) - len(plain.lstrip())]

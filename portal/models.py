@@ -262,13 +262,13 @@ class Account(BaseModel):
     account_no = CharField(max_length=20, unique=True)
     depositor = ForeignKeyField(Depositor, backref="accounts", unique=True)
     employer = ForeignKeyField(Employer, null=True, backref="accounts")
-    deposit_base = FenField(default=0)
+    deposit_base = FenField(default=Decimal("0.00"))
     employer_ratio = IntegerField(default=12)
     employee_ratio = IntegerField(default=12)
     status = CharField(max_length=4, default="正常")
     opened_on = DateField()
     closed_on = DateField(null=True)
-    balance = FenField(default=0)
+    balance = FenField(default=Decimal("0.00"))
     paid_up_to = CharField(max_length=7, null=True)  # YYYY-MM
     last_interest_on = DateField(null=True)  # last 30 June settlement
     version = IntegerField(default=1)

@@ -387,6 +387,7 @@ def build_world() -> World:
     extra = {
         "ayq_case": _case(INBOUND, "processing", ayq_person, dept="AYQ", assignee="handler2"),
     }
+    extra.update(_issue11_objects(depositor, operator, own_case))
     return World(
         depositor=depositor,
         other_depositor=other,
@@ -416,6 +417,57 @@ def build_world() -> World:
         target_staff=staff("clerk"),
         extra=extra,
     )
+
+
+def _issue11_objects(depositor, operator, own_case) -> dict:
+    """Inbox notices (one per side), a rating of 阿拉善左旗 and a finished job of the admin."""
+    from openpyxl import Workbook
+
+    from portal.models import Job, Notice, Rating
+    from portal.storage import get_storage
+
+    notices = {
+        kind: Notice.create(recipient_kind=kind, recipient_id=rid, title="安全测试通知")
+        for kind, rid in (
+            ("depositor", depositor.id),
+            ("operator", operator.id),
+            ("staff", staff("handler").id),
+        )
+    }
+    rating = Rating.create(
+        subject_kind="case",
+        subject_id=own_case.id,
+        rater_kind="depositor",
+        rater_id=depositor.id,
+        rater_name="安*",
+        channel="hall",
+        item=own_case.item,
+        title="安全测试评价",
+        department=Department.get(Department.code == "AZQ"),
+        score=1,
+        followup_state="待回访",
+    )
+    book = Workbook()
+    book.active.append(["统计项", "数值"])
+    buffer = __import__("io").BytesIO()
+    book.save(buffer)
+    key, _digest = get_storage().put(buffer.getvalue(), "jobs", ".xlsx")
+    job = Job.create(
+        kind="dashboard_export",
+        status="done",
+        progress=100,
+        result_key=key,
+        result_name="dashboard.xlsx",
+        created_by=staff("admin"),
+        finished_at=utcnow(),
+    )
+    return {
+        "notice_depositor": notices["depositor"],
+        "notice_operator": notices["operator"],
+        "notice_staff": notices["staff"],
+        "rating": rating,
+        "job": job,
+    }
 
 
 def _settled_loan(person: Depositor) -> Loan:

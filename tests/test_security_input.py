@@ -30,6 +30,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 from bs4 import BeautifulSoup
+from werkzeug.test import EnvironBuilder
 
 from portal import storage
 from portal.models import Attachment, CaseComment, Depositor, Employer, StaffUser
@@ -283,12 +284,33 @@ HTML_FILE = b"<html><script>alert(1)</script></html>"
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
 
 
-def _upload(client, case, data: bytes, filename: str):
-    return client.post(
-        f"/staff/counter/cases/{case.case_no}/materials",
+class Sent:
+    """What came back from an upload; the response is closed at once, so the request's
+    spooled temporary file is closed too."""
+
+    def __init__(self, response):
+        self.status_code = response.status_code
+        self.text = response.get_data(as_text=True)
+        response.close()
+
+    def get_data(self, as_text=False):
+        return self.text
+
+
+def _upload(client, case, data: bytes, filename: str) -> Sent:
+    """POST one file; the multipart body (spooled to a temporary file when large) is closed."""
+    builder = EnvironBuilder(
+        path=f"/staff/counter/cases/{case.case_no}/materials",
+        method="POST",
         data={"material": "", "file": (io.BytesIO(data), filename)},
         content_type="multipart/form-data",
     )
+    environ = builder.get_environ()
+    try:
+        return Sent(client.open(environ))
+    finally:
+        environ["wsgi.input"].close()
+        builder.close()
 
 
 def _attachments(case) -> int:

@@ -46,8 +46,7 @@ class SettlementForm(FlaskForm):
         super().__init__(*args, **kwargs)
         latest = last_settlement_date(today).year
         self.year.choices = choices(
-            (str(y), _("%(y)s 年度（%(y)s-06-30）", y=y))
-            for y in range(latest, latest - 3, -1)
+            (str(y), _("%(y)s 年度（%(y)s-06-30）", y=y)) for y in range(latest, latest - 3, -1)
         )
 
 

@@ -15,7 +15,7 @@ from wtforms import HiddenField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from portal import htmx
-from portal.access import guard_kind
+from portal.access import guard_kind, require_roles
 from portal.services import ratings
 
 bp = Blueprint("staff_ratings", __name__, url_prefix="/staff/ratings")
@@ -111,6 +111,7 @@ def detail(rating_id: int):
 
 
 @bp.post("/<int:rating_id>/followup")
+@require_roles(*ratings.FOLLOWUP_ROLES)  # issue 9: the auditor and officials only read (403)
 def followup(rating_id: int):
     row = _row(rating_id)
     form = FollowupForm()

@@ -732,7 +732,11 @@ def _platform_move(ctx: _Context, case: ProxyCase, target: str, fields: dict, ev
         to_state=target,
         data=event,
     )
-    return ProxyCase.get_by_id(case.id)
+    moved = ProxyCase.get_by_id(case.id)
+    from portal.services import notices  # the applicant is told, as for a move on the board
+
+    notices.case_moved(moved, case.state, target)
+    return moved
 
 
 def _on_ack(ctx: _Context) -> Received:
