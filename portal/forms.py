@@ -6,7 +6,7 @@ import unicodedata
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField, TextAreaField
+from wtforms import HiddenField, PasswordField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.meta import DefaultMeta
 from wtforms.validators import DataRequired, Length, Regexp, StopValidation, ValidationError
@@ -22,8 +22,9 @@ from portal.rules.ids import is_valid_resident_id, is_valid_uscc, normalize_resi
 # * non-ASCII decimal digits (full-width ０-９, Arabic-Indic ٠-٩ ...) are refused, so no
 #   identifier, phone number, amount or code slips past a ``\d`` pattern, ``int()`` or
 #   ``Decimal()`` (passwords excepted); numbers, dates and choices are checked as sent;
-# * a field without its own ``Length`` gets a ceiling, so nothing over-long reaches a page or a
-#   database column. HTML is not refused (it is text); Jinja escapes it wherever it is shown.
+# * a text field without its own ``Length`` gets a ceiling (200; text areas and hidden fields
+#   2 000), so nothing over-long reaches a page or a database column.
+# HTML is not refused (it is text); Jinja escapes it wherever it is shown.
 
 TEXT_CEILING = 200
 TEXTAREA_CEILING = 2000
@@ -50,7 +51,8 @@ def _bind_field(self, form, unbound_field, options):
     if isinstance(field, StringField) and not any(
         isinstance(v, Length) and v.max >= 0 for v in validators
     ):
-        ceiling = TEXTAREA_CEILING if isinstance(field, TextAreaField) else TEXT_CEILING
+        long_ok = isinstance(field, TextAreaField | HiddenField)  # hidden: tokens, return URLs
+        ceiling = TEXTAREA_CEILING if long_ok else TEXT_CEILING
         validators.append(Length(max=ceiling, message=_l("内容过长（不超过 %(max)d 个字）")))
     field.validators = validators
     return field

@@ -232,7 +232,7 @@ class UploadForm(FlaskForm):
         _l("扫描件或照片"),
         [FileRequired(message=_l("请选择要上传的文件"))],
         render_kw={"accept": "application/pdf,image/jpeg,image/png"},
-        description=_l("PDF、JPEG 或 PNG，不超过 10 MB"),
+        description=_l("PDF、JPEG 或 PNG，不超过 5 MB，扩展名须与文件内容一致"),
     )
 
 

@@ -235,7 +235,12 @@ def loan_detail(loan_id: int):
     view = _loan_view(loan_id)
     today = _today()
     year = loan_svc.schedule_year(view, today, request.args.get("year", type=int))
-    years = dict(years=loan_svc.schedule_years(view), year=year)
+    years = dict(
+        years=loan_svc.schedule_years(view),
+        year=year,
+        year_rows=[row for row in view.schedule if row.due_on.year == year],
+        year_paid=[r for r in view.repayments if r.paid_on.year == year],
+    )
     if htmx.is_htmx():  # the year picker: the schedule and repayments of that year
         return _render("hall/loan.html", "hall/_loan_years.html", v=view, **years)
     calc_form = PayoffCalcForm(formdata=None, on=today)

@@ -516,9 +516,13 @@ def board(
     if direction not in board_directions(user):
         raise NotFound
     cond = _board_clause(user, direction, filters, today)
+    unfiltered_cond = visible_clause(user) & (ProxyCase.direction == direction)
+    if only is not None:  # some columns (a move's answer): not every case ever closed
+        cond &= ProxyCase.state.in_(sorted(only))
+        unfiltered_cond &= ProxyCase.state.in_(sorted(only))
     aggregates = _aggregates(cond)
     if filters.active:
-        unfiltered = _aggregates(visible_clause(user) & (ProxyCase.direction == direction))
+        unfiltered = _aggregates(unfiltered_cond)
         totals = {s: a[0] for s, a in unfiltered.items()}
     else:
         totals = {s: a[0] for s, a in aggregates.items()}
