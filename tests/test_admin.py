@@ -249,3 +249,41 @@ def test_bad_public_key_is_refused(client):
 def test_common_passwords_are_refused():
     with pytest.raises(identity.PasswordRejected, match="过于常见"):
         identity.validate_new_password("woaini1314", "woaini1314")
+
+
+def test_admin_manages_departments(client):
+    from portal.models import Department
+
+    login_staff(client, "admin")
+    assert client.get("/staff/admin/departments").status_code == 200
+    r = client.post(
+        "/staff/admin/departments",
+        data={
+            "code": "ALS",
+            "name": "阿拉善高新区管理部",
+            "address": "乌兰布和路 1 号",
+            "phone": "0483-1",
+        },
+    )
+    assert r.status_code == 303
+    assert Department.get(Department.code == "ALS").name == "阿拉善高新区管理部"
+    r = client.post("/staff/admin/departments", data={"code": "ALS", "name": "高新区管理部"})
+    assert r.status_code == 303 and Department.get(Department.code == "ALS").name == "高新区管理部"
+    assert AuditLog.select().where(AuditLog.action == "department.update").exists()
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"code": "a-1", "name": "甲"}, "大写字母"),
+        ({"code": "ZZZ", "name": "阿拉善左旗管理部"}, "同名"),
+    ],
+)
+def test_bad_departments_are_refused(client, data, message):
+    from portal.models import Department
+
+    login_staff(client, "admin")
+    before = Department.select().count()
+    r = client.post("/staff/admin/departments", data=data)
+    assert r.status_code == 422 and message in r.get_data(as_text=True)
+    assert Department.select().count() == before

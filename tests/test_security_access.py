@@ -238,6 +238,8 @@ TABLE: dict[str, str] = {
     "admin.calendar_delete POST":        "L   D   D   D   D   D   D   D   D   D   A   D",
     "admin.settings GET":                "L   D   D   D   D   D   D   D   D   D   A   D",
     "admin.settings POST":               "L   D   D   D   D   D   D   D   D   D   A   D",
+    "admin.departments GET":             "L   D   D   D   D   D   D   D   D   D   A   D",
+    "admin.departments POST":            "L   D   D   D   D   D   D   D   D   D   A   D",
     "admin.centers GET":                 "L   D   D   D   D   D   D   D   D   D   A   D",
     "admin.center_edit GET":             "L   D   D   D   D   D   D   D   D   D   A   D",
     "admin.center_edit POST":            "L   D   D   D   D   D   D   D   D   D   A   D",

@@ -270,6 +270,39 @@ def settings():
     ), status
 
 
+class DepartmentForm(FlaskForm):
+    code = StringField("代码", [DataRequired("此项必填"), Length(max=12)])
+    name = StringField("名称", [DataRequired("此项必填"), Length(max=60)])
+    address = StringField("地址", [Optional(), Length(max=200)])
+    phone = StringField("电话", [Optional(), Length(max=30)])
+
+
+@bp.route("/departments", methods=["GET", "POST"])
+def departments():
+    form = DepartmentForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            dept = admin.save_department(
+                current_user.actor,
+                form.code.data,
+                form.name.data,
+                form.address.data,
+                form.phone.data,
+            )
+        except admin.AdminError as exc:
+            form.code.errors.append(str(exc))
+            status = 422
+        else:
+            flash(_("已保存 %(n)s", n=dept.name), "success")
+            return redirect(url_for("admin.departments"), code=303)
+    elif request.method == "POST":
+        status = 422
+    return render_template(
+        "intranet/admin/departments.html", form=form, departments=admin.departments()
+    ), status
+
+
 @bp.get("/centers")
 def centers():
     return render_template("intranet/admin/centers.html", centers=admin.peers())

@@ -347,6 +347,52 @@ def settings_table() -> list[tuple[SettingSpec, list[Setting]]]:
     return [(spec, rows.get(spec.key, [])) for spec in SETTING_SPECS]
 
 
+# --- management departments -------------------------------------------------------------
+
+_DEPT_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,11}$")
+
+
+def departments() -> list[Department]:
+    return list(Department.select().order_by(Department.code))
+
+
+def save_department(actor: str, code: str, name: str, address: str, phone: str) -> Department:
+    """Create a department, or update the one with this code (the code never changes)."""
+    code = (code or "").strip().upper()
+    name, address, phone = (name or "").strip(), (address or "").strip(), (phone or "").strip()
+    if not _DEPT_CODE.match(code):
+        raise AdminError("代码须为 2–12 位大写字母或数字，以字母开头")
+    if not name or len(name) > 60:
+        raise AdminError("请填写名称（不超过 60 字）")
+    if len(address) > 200 or len(phone) > 30:
+        raise AdminError("地址不超过 200 字，电话不超过 30 字")
+    with write_tx():
+        existing = Department.get_or_none(Department.code == code)
+        if (
+            Department.select()
+            .where((Department.name == name) & (Department.code != code))
+            .exists()
+        ):
+            raise AdminError("已有同名的管理部")
+        if existing:
+            before = {"name": existing.name, "address": existing.address, "phone": existing.phone}
+            Department.update(name=name, address=address, phone=phone).where(
+                Department.id == existing.id
+            ).execute()
+            audit.record(
+                actor,
+                "department.update",
+                "department",
+                code,
+                before=before,
+                after={"name": name, "address": address, "phone": phone},
+            )
+            return Department.get_by_id(existing.id)
+        dept = Department.create(code=code, name=name, address=address, phone=phone)
+        audit.record(actor, "department.create", "department", code, name=name)
+        return dept
+
+
 # --- peer centers -------------------------------------------------------------------------
 
 
