@@ -26,7 +26,7 @@ from portal.services import ratings
 
 SUBJECT = "any(case, certificate, payout, change)"
 TOKEN_SECONDS = 30 * 60  # the tracking page's rating form stays usable for half an hour
-TOKEN_SALT = "track-rating"  # noqa: S105 - a signing namespace, not a secret
+TOKEN_SALT = "track-rating"  # noqa: S105  # nosec B105 - a signing namespace, not a secret
 
 
 class RateForm(FlaskForm):
