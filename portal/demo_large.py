@@ -115,7 +115,7 @@ class _Writer:
                         copy.write_row(row)
                         count += 1
             return count
-        sql = f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" * len(columns))})'  # noqa: S608
+        sql = f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" * len(columns))})'  # noqa: S608  # nosec B608 - our own table names
         conn = db.connection()
         batch: list[tuple] = []
         for row in rows:
@@ -137,7 +137,7 @@ class _Writer:
         for model in models:
             table = model._meta.table_name
             db.execute_sql(
-                f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "  # noqa: S608
+                f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "  # noqa: S608  # nosec B608 - our own table names
                 f'COALESCE((SELECT MAX("id") FROM "{table}"), 1))'
             )
 
@@ -157,7 +157,7 @@ def _indexes_rebuilt_after(*models):
     else:
         marks = ", ".join("?" * len(tables))
         rows = db.execute_sql(
-            f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "  # noqa: S608
+            f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "  # noqa: S608  # nosec B608 - our own table names
             f"AND tbl_name IN ({marks}) AND sql NOT LIKE 'CREATE UNIQUE%'",
             tables,
         ).fetchall()
@@ -339,8 +339,6 @@ class _Bulk:
     # employers ---------------------------------------------------------------------------
 
     def run(self) -> None:
-        if is_postgres():  # a demo load: losing the last commits in a crash is harmless
-            db.execute_sql("SET synchronous_commit = off")
         self._employers()
         with _indexes_rebuilt_after(DepositRecord, LoanRepayment):
             self._depositors()

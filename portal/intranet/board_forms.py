@@ -74,6 +74,8 @@ def filter_form(args: MultiDict, choices: dict) -> tuple[FilterForm, cases.Filte
         if field.data not in offered(field):
             field.data = ""
     q = (form.q.data or "").strip()[:40]
+    if not form.q.validate(form):  # control characters, non-ASCII digits (issue 9): no search
+        q = ""
     form.q.data = q
     department = int(form.dept.data) if (form.dept.data or "").isdigit() else None
     filters = cases.Filters(
