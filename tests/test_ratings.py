@@ -118,6 +118,119 @@ def test_online_items_can_be_rated_once_done(depositor):
     assert rating.title == "信息变更：联系地址"
 
 
+def _batch_matches_one_by_one(depositor, kind, ids) -> dict:
+    """depositor_prompts gives, for each id, what depositor_prompt gives (None: left out)."""
+    batch = ratings.depositor_prompts(depositor, kind, ids)
+    single = {sid: ratings.depositor_prompt(depositor, kind, sid) for sid in ids}
+    assert batch == {sid: p for sid, p in single.items() if p is not None}
+    return batch
+
+
+def test_the_prompts_of_many_cases_are_those_of_each(depositor, other_depositor):
+    rated = depositor_case(depositor, "fed_back")
+    _rate(ratings.depositor_subject(depositor, "case", rated.id), 4)
+    rateable = depositor_case(depositor, "archived", direction=cs.OUTBOUND)
+    running = depositor_case(depositor, "processing")
+    # applied at our counter with the depositor's ID number, not linked: still theirs
+    at_counter = counter_case("feedback", applicant_id_no=depositor.resident_id)
+    # linked to another depositor although the ID number is this one's: the other's to rate
+    linked_elsewhere = depositor_case(
+        other_depositor, "done", applicant_id_no=depositor.resident_id
+    )
+    theirs = depositor_case(other_depositor, "done")
+    ids = [rated.id, rateable.id, running.id, at_counter.id, linked_elsewhere.id, theirs.id]
+    batch = _batch_matches_one_by_one(depositor, "case", [*ids, rated.id, 999999])
+    assert set(batch) == {rated.id, rateable.id, running.id, at_counter.id}
+    assert batch[rated.id].rating_label == "满意" and not batch[rated.id].can_rate
+    assert batch[rateable.id].can_rate and batch[at_counter.id].can_rate
+    assert not batch[running.id].can_rate and batch[running.id].rating is None
+    assert {p.subject.rater for p in batch.values()} == {("depositor", depositor.id)}
+    assert _batch_matches_one_by_one(other_depositor, "case", ids).keys() == {
+        linked_elsewhere.id,
+        theirs.id,
+    }
+    assert ratings.depositor_prompts(depositor, "case", []) == {}
+    assert ratings.depositor_prompts(depositor, "loan", [rated.id]) == {}
+
+
+def test_the_raters_of_many_cases_are_looked_up_as_for_one(depositor, other_depositor):
+    cases = [
+        depositor_case(depositor, "done"),
+        depositor_case(other_depositor, "done", applicant_id_no=depositor.resident_id),
+        counter_case("feedback", applicant_id_no=depositor.resident_id),
+        counter_case("feedback", applicant_id_no=other_depositor.resident_id),
+        counter_case("feedback"),  # not one of our depositors: the applicant rates
+    ]
+    expected = {c.id: ratings._case_rater(c) for c in cases}
+    assert ratings._case_raters(cases) == expected
+    assert ratings._case_raters(cases, depositor) == expected
+    assert expected[cases[3].id][0] == ("depositor", other_depositor.id)
+    assert expected[cases[4].id][0] == ("applicant", cases[4].id)
+
+
+def test_the_prompts_of_many_online_items_are_those_of_each(depositor, other_depositor):
+    from portal.services import payouts
+
+    mine = [
+        certificates.issue_usage(depositor, "某中心", TODAY, lambda code: code, "中心")
+        for _ in range(2)
+    ]
+    _rate(ratings.depositor_subject(depositor, "certificate", mine[0].id), 5)
+    theirs = certificates.issue_usage(other_depositor, "某中心", TODAY, lambda code: code, "中心")
+    batch = _batch_matches_one_by_one(depositor, "certificate", [c.id for c in mine] + [theirs.id])
+    assert [batch[c.id].can_rate for c in mine] == [False, True]
+
+    waiting = pending_payout(depositor)
+    done = pending_payout(depositor, amount="99.00")
+    payouts.confirm(done, "REF")
+    other = pending_payout(other_depositor)
+    batch = _batch_matches_one_by_one(depositor, "payout", [waiting.id, done.id, other.id])
+    assert (batch[waiting.id].can_rate, batch[done.id].can_rate) == (False, True)
+    assert batch[waiting.id].subject.waiting == "业务办结后方可评价"
+
+    applied, scheduled, elses = (
+        ChangeRecord.create(
+            subject_type="depositor", subject_id=who.id, field="address", actor="t", status=st
+        )
+        for who, st in (
+            (depositor, "applied"),
+            (depositor, "scheduled"),
+            (other_depositor, "applied"),
+        )
+    )
+    _rate(ratings.depositor_subject(depositor, "change", applied.id), 3)
+    batch = _batch_matches_one_by_one(depositor, "change", [applied.id, scheduled.id, elses.id])
+    assert batch[applied.id].rating_label == "基本满意" and not batch[scheduled.id].can_rate
+    assert elses.id not in batch
+
+
+def test_the_prompts_of_many_cases_take_the_same_queries_as_of_one(depositor, monkeypatch):
+    from portal.db import db
+
+    statements: list[str] = []
+    database = db.obj
+    original = database.execute_sql
+
+    def counting(sql, params=None, *args, **kwargs):
+        statements.append(sql)
+        return original(sql, params, *args, **kwargs)
+
+    def queries(ids) -> int:
+        statements.clear()
+        monkeypatch.setattr(database, "execute_sql", counting)
+        try:
+            prompts = ratings.depositor_prompts(depositor, "case", ids)
+        finally:
+            monkeypatch.setattr(database, "execute_sql", original)
+        assert len(prompts) == len(ids)
+        return len(statements)
+
+    cases = [depositor_case(depositor, state) for state in ("done", "fed_back", "processing") * 3]
+    cases.append(counter_case("feedback", applicant_id_no=depositor.resident_id))
+    _rate(ratings.depositor_subject(depositor, "case", cases[0].id), 5)
+    assert queries([c.id for c in cases]) == queries([cases[0].id]) <= 3
+
+
 def test_a_bad_rating_needs_a_reason_and_opens_the_departments_follow_up(depositor):
     case = depositor_case(depositor, "done")
     subject = ratings.depositor_subject(depositor, "case", case.id)
@@ -233,6 +346,8 @@ def test_rating_a_finished_case_from_the_hall(client, depositor):
     shown = soup(client.get(f"/me/ratings/case/{case.id}"))
     assert shown.select_one(".rate-tag").text == "满意" and shown.select("form.rate-form") == []
     assert "您的评价" in soup(client.get(f"/me/cases/{case.id}")).select_one(".rate-line").text
+    listed = soup(client.get("/me/cases")).select_one(f'a[href="/me/ratings/case/{case.id}"]')
+    assert listed.text == "查看" and "满意" in listed.parent.text
 
 
 def test_rating_with_htmx_swaps_the_panel(client, depositor):

@@ -124,8 +124,47 @@ def _case_rater(case: ProxyCase) -> tuple[tuple[str, int], str]:
     return ("applicant", case.id), mask_name(case.applicant_name)
 
 
-def case_subject(case: ProxyCase) -> Subject:
-    rater, name = _case_rater(case)
+def _case_raters(
+    cases: list[ProxyCase], known: Depositor | None = None
+) -> dict[int, tuple[tuple[str, int], str]]:
+    """``_case_rater`` for many cases in at most two queries: {case id: (rater, masked name)}.
+
+    ``known`` (the logged-in depositor) is taken as already read, so their own cases need no
+    query; the lookups are otherwise the same: the linked depositor, else the one whose ID
+    number is the applicant's, else the applicant."""
+    by_id: dict[int, Depositor] = {known.id: known} if known is not None else {}
+    wanted = {c.depositor_id for c in cases if c.depositor_id and c.depositor_id not in by_id}
+    if wanted:
+        by_id.update((d.id, d) for d in Depositor.select().where(Depositor.id.in_(wanted)))
+    by_index: dict[str, Depositor] = {}
+    if known is not None and known.resident_id is not None:
+        by_index[Depositor.resident_id.index_value(known.resident_id)] = known
+    index_of = {
+        c.id: Depositor.resident_id.index_value(c.applicant_id_no)
+        for c in cases
+        if not (c.depositor_id and c.depositor_id in by_id)
+    }
+    wanted_index = {v for v in index_of.values() if v is not None and v not in by_index}
+    if wanted_index:
+        by_index.update(
+            (d.resident_id_index, d)
+            for d in Depositor.select().where(Depositor.resident_id_index.in_(wanted_index))
+        )
+    raters: dict[int, tuple[tuple[str, int], str]] = {}
+    for case in cases:
+        depositor = by_id.get(case.depositor_id) if case.depositor_id else None
+        if depositor is None:
+            depositor = by_index.get(index_of[case.id])
+        if depositor is not None:
+            raters[case.id] = (("depositor", depositor.id), mask_name(depositor.name))
+        else:
+            raters[case.id] = (("applicant", case.id), mask_name(case.applicant_name))
+    return raters
+
+
+def case_subject(case: ProxyCase, rater: tuple[tuple[str, int], str] | None = None) -> Subject:
+    """The case as a subject; ``rater`` (from ``_case_raters``) saves looking the rater up."""
+    rater, name = rater if rater is not None else _case_rater(case)
     completed = case.state in RATABLE_CASE_STATES[case.direction]
     return Subject(
         kind="case",
@@ -260,6 +299,26 @@ def depositor_subject(depositor: Depositor, kind: str, subject_id: int) -> Subje
     raise NotFound(subject_id)
 
 
+def _depositor_subjects(depositor: Depositor, kind: str, ids: list[int]) -> list[Subject]:
+    """``depositor_subject`` for many ids of one kind; anyone else's are left out."""
+    if kind == "case":
+        cases = list(_own_cases(depositor).where(ProxyCase.id.in_(ids)))
+        raters = _case_raters(cases, depositor)
+        subjects = [case_subject(case, raters[case.id]) for case in cases]
+        # a case whose applicant is someone else is theirs to rate
+        return [s for s in subjects if s.rater == ("depositor", depositor.id)]
+    if kind == "certificate":
+        found = _own_certificates(depositor).where(Certificate.id.in_(ids))
+        return [_certificate_subject(depositor, c) for c in found]
+    if kind == "payout":
+        found = _own_payouts(depositor).where(Payout.id.in_(ids))
+        return [_payout_subject(depositor, p) for p in found]
+    if kind == "change":
+        found = _own_changes(depositor).where(ChangeRecord.id.in_(ids))
+        return [_change_subject(depositor, r) for r in found]
+    return []
+
+
 def existing(subject: Subject) -> Rating | None:
     kind, rid = subject.rater
     return Rating.get_or_none(
@@ -297,6 +356,28 @@ def depositor_prompt(depositor: Depositor, kind: str, subject_id: int) -> Prompt
         return None
 
 
+def depositor_prompts(depositor: Depositor, kind: str, subject_ids) -> dict[int, Prompt]:
+    """``depositor_prompt`` for many subjects of one kind, in a constant number of queries
+    (for a page listing them): {subject id: Prompt}; an id that is not one of this
+    depositor's subjects (where ``depositor_prompt`` gives None) is left out."""
+    ids = list(dict.fromkeys(subject_ids))
+    if not ids:
+        return {}
+    subjects = _depositor_subjects(depositor, kind, ids)
+    if not subjects:
+        return {}
+    given = {
+        r.subject_id: r
+        for r in Rating.select().where(
+            (Rating.subject_kind == kind)
+            & Rating.subject_id.in_([s.id for s in subjects])
+            & (Rating.rater_kind == "depositor")
+            & (Rating.rater_id == depositor.id)
+        )
+    }
+    return {s.id: Prompt(s, given.get(s.id)) for s in subjects}
+
+
 @dataclass
 class MyRatings:
     waiting: list[Subject] = field(default_factory=list)  # finished, not rated yet
@@ -312,8 +393,10 @@ def my_ratings(depositor: Depositor, limit: int = 20) -> MyRatings:
     )
     rated = {(r.subject_kind, r.subject_id) for r in given}
     subjects: list[Subject] = []
-    for case in _own_cases(depositor).order_by(ProxyCase.updated_at.desc()).limit(limit):
-        s = case_subject(case)
+    cases = list(_own_cases(depositor).order_by(ProxyCase.updated_at.desc()).limit(limit))
+    raters = _case_raters(cases, depositor)
+    for case in cases:
+        s = case_subject(case, raters[case.id])
         if s.completed and s.rater == ("depositor", depositor.id):
             subjects.append(s)
     for c in _own_certificates(depositor).order_by(Certificate.issued_at.desc()).limit(limit):
