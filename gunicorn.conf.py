@@ -1,12 +1,22 @@
-"""Production settings for `make serve` (gunicorn). Override with GUNICORN_* or flags."""
+"""Production settings for `make serve` (gunicorn). Override with GUNICORN_* or flags.
 
+The application is loaded once in the master and the workers are forked from it
+(``preload_app``): the code, the translations and the parsed CJK font of the PDFs are read
+once and their memory pages are shared by every worker (``gc.freeze`` keeps the collector
+from writing to them), a recycled worker starts at once, and no worker pays for parsing the
+font on its first certificate. The master's pooled database connections are closed before it
+forks, so no worker shares a connection with another.
+"""
+
+import gc
 import multiprocessing
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
 threads = int(os.environ.get("GUNICORN_THREADS", "2"))
-worker_class = "gthread"
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+preload_app = os.environ.get("GUNICORN_PRELOAD", "1") != "0"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5
@@ -19,3 +29,22 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
 control_socket_disable = True
+
+
+def when_ready(server):
+    """The application is loaded (in the master, with preload_app): warm what every worker
+    shares, then freeze it out of the garbage collector's reach before the workers fork."""
+    if not preload_app:
+        return
+    from portal.pdf import warm_up
+
+    warm_up()
+    gc.collect()
+    gc.freeze()
+
+
+def pre_fork(server, worker):
+    """A forked worker must not inherit the master's open database connections."""
+    from portal.db import release_pool
+
+    release_pool()

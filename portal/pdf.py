@@ -107,7 +107,10 @@ class _FontTemplate:
         self.cmap.tables = [copy.copy(table) for table in cmap.tables]
         for table in self.cmap.tables:
             table.ttFont = None  # decompiled: the parsed font need not stay alive
+        self.reverse_glyph_order = {name: gid for gid, name in enumerate(self.glyph_order)}
         self.hmtx = copy.copy(tt["hmtx"])
+        # vertical metrics, when the face has them (WenQuanYi does): decompiled once too
+        self.vmtx = copy.copy(tt["vmtx"]) if "vmtx" in tt else None
         self.post = copy.copy(tt["post"])
         glyf = tt["glyf"]
         self.glyf = copy.copy(glyf)
@@ -135,7 +138,10 @@ class _FontTemplate:
         from it), the big decompiled tables copied in, the glyphs fresh on first use."""
         tt = ttLib.TTFont(self.path, recalcTimestamp=False, fontNumber=self.index, lazy=True)
         tt.setGlyphOrder(list(self.glyph_order))
+        tt._reverseGlyphOrderDict = dict(self.reverse_glyph_order)
         tt.tables["hmtx"] = copy.copy(self.hmtx)
+        if self.vmtx is not None:
+            tt.tables["vmtx"] = copy.copy(self.vmtx)
         tt.tables["post"] = copy.copy(self.post)
         cmap = copy.copy(self.cmap)
         cmap.tables = [copy.copy(table) for table in self.cmap.tables]
@@ -182,6 +188,31 @@ def add_cjk_font(pdf: FPDF, family: str, path: str, index: int) -> None:
         pdf.add_font(family, "", path, collection_font_number=index)
     else:
         template.add_to(pdf, family)
+
+
+_SEAL_INFO = None  # fpdf2's RasterImageInfo of the seal, made on first use
+
+
+def _add_seal_image(pdf: FPDF) -> None:
+    """Put the seal, decoded and compressed once per process, in this document's image cache,
+    so ``pdf.image(SEAL)`` finds it there instead of decoding the PNG again (issue 10). The
+    entry is fpdf2's own (``get_img_info``), copied per document; its data is read-only."""
+    global _SEAL_INFO
+    name = str(SEAL)
+    images = pdf.image_cache.images
+    if name in images:
+        return
+    if _SEAL_INFO is None:
+        from fpdf.image_parsing import get_img_info
+
+        _SEAL_INFO = get_img_info(name, None, pdf.image_cache.image_filter)
+    if _SEAL_INFO.get("iccp") is not None:
+        return  # a colour profile has its own bookkeeping: let fpdf2 load the file itself
+    info = copy.copy(_SEAL_INFO)
+    info["i"] = len(images) + 1
+    info["usages"] = 0  # pdf.image() counts this use
+    info["iccp_i"] = None
+    images[name] = info
 
 
 class _PDF(FPDF):
@@ -360,9 +391,19 @@ class Doc:
         if on:
             pdf.set_x(x - 20)
             pdf.cell(size + 40, 7, f"{on:%Y年%m月%d日}", align="C")
+        _add_seal_image(pdf)
         pdf.image(str(SEAL), x=x, y=y, w=size, h=size)
         pdf.set_y(y + size + 2)
         return self
 
     def output(self) -> bytes:
         return bytes(self.pdf.output())
+
+
+def warm_up() -> None:
+    """Parse the CJK font now (a server's master process calls this before forking its
+    workers, so they share it and none pays for it on its first document)."""
+    try:
+        add_cjk_font(FPDF(), "cjk", *cjk_font())
+    except FontMissing:
+        pass  # documents will say so when one is asked for

@@ -99,3 +99,21 @@ def test_documents_built_in_parallel_threads_stay_apart():
     for i, text in results.items():
         assert f"第{i}号文件" in text
         assert all(f"第{j}号文件" not in text for j in results if j != i)
+
+
+def test_the_seal_decoded_once_gives_the_same_bytes(monkeypatch):
+    """The seal's image entry is made once per process and copied into each document; the
+    document is byte for byte what fpdf2 gives when it reads the PNG itself."""
+
+    def sealed() -> bytes:
+        doc = Doc("阿拉善盟住房公积金管理中心", "住房公积金缴存使用证明", number="ZM1")
+        doc.pdf.set_creation_date(datetime(2026, 1, 1, tzinfo=UTC))
+        doc.paragraph("特此证明。")
+        doc.seal(on=date(2026, 11, 25))
+        doc.seal()  # a second use of the same image in one document
+        return doc.output()
+
+    cached = sealed()
+    again = sealed()
+    monkeypatch.setattr(pdf, "_add_seal_image", lambda _pdf: None)
+    assert cached == again == sealed()

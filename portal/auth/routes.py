@@ -6,7 +6,6 @@ import base64
 import time
 from io import BytesIO
 
-import segno
 from flask import (
     Blueprint,
     current_app,
@@ -345,6 +344,8 @@ def staff_enrol():
             error = str(exc)
         else:
             return _finish_login("s", user)
+    import segno  # only the enrolment page draws a QR code
+
     uri = identity.totp_uri(user, current_app.config["CENTER_NAME"])
     buffer = BytesIO()
     segno.make(uri, error="m").save(buffer, kind="svg", scale=4, border=2, xmldecl=False)

@@ -8,7 +8,6 @@ from io import BytesIO
 from flask import Blueprint, request, send_file
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from openpyxl import Workbook
 from wtforms import DateField, StringField
 from wtforms.validators import Length, Optional
 
@@ -86,6 +85,8 @@ def export():
     form = AuditFilter(request.args)
     if not form.validate():
         return search()
+    from openpyxl import Workbook  # loaded for an export only (worker memory, issue 10)
+
     book = Workbook()
     sheet = book.active
     sheet.title = "审计日志"

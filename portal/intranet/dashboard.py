@@ -5,7 +5,6 @@ from __future__ import annotations
 from io import BytesIO
 
 from flask import Blueprint, render_template, send_file
-from openpyxl import Workbook
 
 from portal.access import guard_kind
 from portal.filters import local_today
@@ -23,6 +22,8 @@ def show():
 
 @bp.get("/export.xlsx")
 def export():
+    from openpyxl import Workbook  # loaded for an export only (worker memory, issue 10)
+
     dash = dashboard.build(local_today(), settings.holiday_overrides())
     book = Workbook()
     book.remove(book.active)

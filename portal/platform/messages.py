@@ -18,8 +18,10 @@ import uuid
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from jsonschema import Draft202012Validator
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 SCHEMA_VERSION = "1.0"  # the base version: every case message
 LATEST_VERSION = "1.1"
@@ -51,6 +53,8 @@ def schema(version: str = SCHEMA_VERSION) -> dict:
 
 @cache
 def _validator(version: str = SCHEMA_VERSION) -> Draft202012Validator:
+    from jsonschema import Draft202012Validator  # loaded with the first message (issue 10)
+
     Draft202012Validator.check_schema(schema(version))
     return Draft202012Validator(schema(version))
 

@@ -9,15 +9,16 @@ reprint reads the same as the first print.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from fpdf.enums import XPos, YPos
+from typing import TYPE_CHECKING
 
 from portal import items
 from portal.models import Center, Department, ProxyCase
-from portal.pdf import Doc
 from portal.rules.ids import mask_phone, mask_resident_id
 from portal.rules.workdays import deadline_is_estimated
 from portal.services.counter import HOTLINE, application_rows, document_kinds
+
+if TYPE_CHECKING:
+    from portal.pdf import Doc
 
 APPLICATION_TITLE = "“跨省通办”业务办理申请表"
 AUTHORIZATION_TITLE = "查询授权书"
@@ -60,7 +61,17 @@ def _deadline_text(case: ProxyCase) -> str:
     return text
 
 
+def _new_doc(*args, **kwargs) -> Doc:
+    """A document in the portal's layout; fpdf2 and the font load on the first PDF, not at
+    start (issue 10: a worker that prints nothing does not carry them)."""
+    from portal.pdf import Doc
+
+    return Doc(*args, **kwargs)
+
+
 def _copy_page(doc: Doc, title: str, number: str | None, copy_label: str) -> None:
+    from fpdf.enums import XPos, YPos
+
     """A further copy of the same document on a new page, with the same heading."""
     pdf = doc.pdf
     pdf.add_page()
@@ -84,7 +95,7 @@ def _copy_page(doc: Doc, title: str, number: str | None, copy_label: str) -> Non
 def application_form(case: ProxyCase, center_name: str) -> bytes:
     """《“跨省通办”业务办理申请表》, filled from the counter form, for signature."""
     p = _parties(case)
-    doc = Doc(center_name, APPLICATION_TITLE, number=case.case_no, issued_on=case.clock_start)
+    doc = _new_doc(center_name, APPLICATION_TITLE, number=case.case_no, issued_on=case.clock_start)
     doc.heading("一、申请人信息")
     doc.fields(
         [
@@ -137,7 +148,9 @@ def _authorization_body(doc: Doc, case: ProxyCase, p: _Parties, center_name: str
 def query_authorization(case: ProxyCase, center_name: str) -> bytes:
     """《查询授权书》, one copy per page: 一式两份 (the accepting and the deposit-place center)."""
     p = _parties(case)
-    doc = Doc(center_name, AUTHORIZATION_TITLE, number=case.case_no, issued_on=case.clock_start)
+    doc = _new_doc(
+        center_name, AUTHORIZATION_TITLE, number=case.case_no, issued_on=case.clock_start
+    )
     doc.paragraph("第一联：受理地公积金中心留存（一式两份）", size=9)
     _authorization_body(doc, case, p, center_name)
     _copy_page(doc, AUTHORIZATION_TITLE, case.case_no, "第二联：缴存地公积金中心留存")
@@ -151,7 +164,7 @@ def purchase_verification(case: ProxyCase, center_name: str) -> bytes:
     if "购房提取材料核实情况表" not in p.item.extra_forms:
         raise NotAvailable("只有购房提取需要材料核实情况表")
     data = case.application or {}
-    doc = Doc(center_name, VERIFICATION_TITLE, number=case.case_no, issued_on=case.clock_start)
+    doc = _new_doc(center_name, VERIFICATION_TITLE, number=case.case_no, issued_on=case.clock_start)
     doc.fields(
         [
             ("申请人", case.applicant_name),
@@ -187,7 +200,7 @@ def one_time_notice(case: ProxyCase, center_name: str) -> bytes:
         raise NotAvailable("该办件没有需要补正的材料")
     p = _parties(case)
     issued = case.paused_since or case.clock_start
-    doc = Doc(center_name, NOTICE_TITLE, number=case.case_no, issued_on=issued)
+    doc = _new_doc(center_name, NOTICE_TITLE, number=case.case_no, issued_on=issued)
     doc.paragraph(
         f"{case.applicant_name}（身份证号码：{mask_resident_id(case.applicant_id_no)}）：",
     )
@@ -214,7 +227,7 @@ def one_time_notice(case: ProxyCase, center_name: str) -> bytes:
 def receipt(case: ProxyCase, center_name: str, track_url: str) -> bytes:
     """《“跨省通办”业务受理回执》 with the receipt number the applicant tracks the case by."""
     p = _parties(case)
-    doc = Doc(center_name, RECEIPT_TITLE, number=case.receipt_no, issued_on=case.clock_start)
+    doc = _new_doc(center_name, RECEIPT_TITLE, number=case.receipt_no, issued_on=case.clock_start)
     rows = [
         ("回执编号", case.receipt_no),
         ("受理编号", case.case_no),
