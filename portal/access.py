@@ -7,7 +7,8 @@ from functools import wraps
 from flask import abort, redirect, request, url_for
 from flask_login import AnonymousUserMixin, LoginManager, current_user
 
-from portal.models import Depositor, EmployerOperator, StaffUser
+from portal.db import Prepared
+from portal.models import Depositor, Employer, EmployerOperator, StaffUser
 
 ROLE_LABELS = {
     "depositor": "缴存人",
@@ -74,13 +75,30 @@ _LOADERS = {
 }
 
 
+# Every request loads its user: the statements are built once (issue 10); an operator comes
+# with their employer (its status decides below) in the same query.
+_BY_ID = {
+    "d": Prepared(lambda pk: Depositor.select().where(Depositor.id == pk).limit(1), 1),
+    "o": Prepared(
+        lambda pk: (
+            EmployerOperator.select(EmployerOperator, Employer)
+            .join(Employer)
+            .where(EmployerOperator.id == pk)
+            .limit(1)
+        ),
+        1,
+    ),
+    "s": Prepared(lambda pk: StaffUser.select().where(StaffUser.id == pk).limit(1), 1),
+}
+
+
 @login_manager.user_loader
 def load_principal(user_id: str):
     prefix, _, pk = user_id.partition(":")
-    if prefix not in _LOADERS or not pk.isdigit():
+    if prefix not in _LOADERS or not pk.isdigit() or len(pk) > 18:
         return None
-    kind, model = _LOADERS[prefix]
-    obj = model.get_or_none(model.id == int(pk))
+    kind, _model = _LOADERS[prefix]
+    obj = _BY_ID[prefix].first(int(pk))
     if obj is None or not obj.active:
         return None
     if kind == "operator" and obj.employer.status == "注销":

@@ -19,6 +19,7 @@ from flask import request
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
+from portal.db import Prepared
 from portal.models import WebSession, utcnow
 
 TOUCH_EVERY = timedelta(seconds=30)
@@ -32,11 +33,14 @@ class Record:
     last_seen: datetime
 
 
+_BY_SID = Prepared(lambda sid: WebSession.select().where(WebSession.sid == sid).limit(1), 1)
+
+
 class DatabaseStore:
     """Sessions in the ``web_session`` table (the single-machine default)."""
 
     def load(self, sid: str) -> Record | None:
-        row = WebSession.get_or_none(WebSession.sid == sid)
+        row = _BY_SID.first(sid)  # every request: its SQL is built once (issue 10)
         if row is None:
             return None
         return Record(row.principal, row.data or {}, row.created_at, row.last_seen)

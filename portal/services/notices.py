@@ -21,10 +21,10 @@ import logging
 from dataclasses import dataclass
 from datetime import date
 
-from peewee import IntegrityError
+from peewee import IntegrityError, fn
 
 from portal import items
-from portal.db import db, write_tx
+from portal.db import Prepared, db, write_tx
 from portal.models import (
     NOTICE_RECIPIENTS,
     Certificate,
@@ -301,8 +301,18 @@ def _mine(recipient: Recipient):
     return (Notice.recipient_kind == kind) & (Notice.recipient_id == rid)
 
 
+# the header's bell on every page: built once (issue 10)
+_UNREAD = Prepared(
+    lambda kind, rid: Notice.select(fn.COUNT(Notice.id)).where(
+        (Notice.recipient_kind == kind) & (Notice.recipient_id == rid) & Notice.read_at.is_null()
+    ),
+    2,
+)
+
+
 def unread_count(recipient: Recipient) -> int:
-    return Notice.select().where(_mine(recipient) & Notice.read_at.is_null()).count()
+    kind, rid = recipient
+    return _UNREAD.scalar(kind, rid) or 0
 
 
 @dataclass

@@ -1,0 +1,90 @@
+"""Prepared statements (portal.db.Prepared, issue 10): the SQL is built once per dialect and
+each run binds new values; rows convert exactly as a plain peewee select converts them."""
+
+from __future__ import annotations
+
+import pytest
+from peewee import fn
+
+from portal.db import Prepared
+from portal.models import Depositor, Employer, EmployerOperator, Notice
+
+
+def test_a_row_comes_back_as_the_plain_select_gives_it(depositor):
+    by_id = Prepared(lambda pk: Depositor.select().where(Depositor.id == pk).limit(1), 1)
+    got = by_id.first(depositor.id)
+    plain = Depositor.get_by_id(depositor.id)
+    assert got is not None and got.id == depositor.id
+    assert got.__data__ == plain.__data__  # decrypted ID, dates, Decimal alike
+    assert got.resident_id == depositor.resident_id
+
+
+def test_a_missing_row_is_none_and_other_values_give_other_rows(depositor):
+    by_id = Prepared(lambda pk: Depositor.select().where(Depositor.id == pk).limit(1), 1)
+    assert by_id.first(10**9) is None
+    other = Depositor.select().where(Depositor.id != depositor.id).first()
+    assert by_id.first(other.id).id == other.id
+    assert by_id.first(depositor.id).id == depositor.id
+
+
+def test_the_sql_is_built_once():
+    built = []
+
+    def build(pk):
+        built.append(pk)
+        return Depositor.select().where(Depositor.id == pk).limit(1)
+
+    by_id = Prepared(build, 1)
+    for pk in (1, 2, 3):
+        by_id.first(pk)
+    assert len(built) == 1
+
+
+def test_a_join_fills_the_related_row_without_another_query():
+    operator = EmployerOperator.select().first()
+    by_id = Prepared(
+        lambda pk: (
+            EmployerOperator.select(EmployerOperator, Employer)
+            .join(Employer)
+            .where(EmployerOperator.id == pk)
+        ),
+        1,
+    )
+    got = by_id.first(operator.id)
+    assert "employer" in got.__rel__  # already there: reading it runs no query
+    assert got.employer.status == operator.employer.status
+
+
+def test_a_count_with_several_values(depositor):
+    unread = Prepared(
+        lambda kind, rid: Notice.select(fn.COUNT(Notice.id)).where(
+            (Notice.recipient_kind == kind)
+            & (Notice.recipient_id == rid)
+            & Notice.read_at.is_null()
+        ),
+        2,
+    )
+    for kind, rid in (("depositor", depositor.id), ("staff", 1), ("operator", 10**9)):
+        expected = (
+            Notice.select()
+            .where(
+                (Notice.recipient_kind == kind)
+                & (Notice.recipient_id == rid)
+                & Notice.read_at.is_null()
+            )
+            .count()
+        )
+        assert unread.scalar(kind, rid) == expected
+
+
+def test_a_value_is_bound_not_pasted_into_the_sql():
+    by_name = Prepared(lambda name: Depositor.select().where(Depositor.name == name).limit(1), 1)
+    assert by_name.first("x' OR '1'='1") is None
+
+
+def test_the_wrong_number_of_values_is_refused():
+    by_id = Prepared(lambda pk: Depositor.select().where(Depositor.id == pk), 1)
+    with pytest.raises(TypeError):
+        by_id.first()
+    with pytest.raises(TypeError):
+        by_id.first(1, 2)
