@@ -10,7 +10,6 @@ department) first answers with the card carrying its inline form. The board poll
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from types import SimpleNamespace
 from urllib.parse import urlparse
 
@@ -30,10 +29,9 @@ from flask_login import current_user
 
 from portal import htmx
 from portal.access import guard_kind, require_roles
-from portal.filters import local_today
-from portal.intranet import board_forms
+from portal.intranet import board_forms, common
 from portal.rules import casestates
-from portal.services import cases, settings
+from portal.services import cases
 
 bp = Blueprint("board", __name__, url_prefix="/staff/board")
 bp.before_request(guard_kind("staff"))
@@ -41,22 +39,8 @@ bp.before_request(guard_kind("staff"))
 DIRECTION = "any(outbound, inbound)"
 
 
-def _user():
-    return current_user.obj
-
-
-def _today():
-    return local_today()
-
-
-def _overrides():
-    if "holiday_overrides" not in g:
-        g.holiday_overrides = settings.holiday_overrides()
-    return g.holiday_overrides
-
-
 def _check_board(direction: str) -> None:
-    user = _user()
+    user = common.staff_user()
     if user.role not in cases.BOARD_ROLES or direction not in cases.board_directions(user):
         abort(403)
 
@@ -76,7 +60,7 @@ def _tokens(values) -> dict[str, str]:
 
 
 def _filters(direction: str, values):
-    return board_forms.filter_form(values, cases.filter_choices(_user(), direction))
+    return board_forms.filter_form(values, cases.filter_choices(common.staff_user(), direction))
 
 
 def _render(page_template: str, fragment: str, status: int = 200, **context):
@@ -88,26 +72,19 @@ def _render(page_template: str, fragment: str, status: int = 200, **context):
     return response
 
 
-@dataclass
-class BoardLink:
-    key: str
-    label: str
-    url: str
-
-
 @bp.app_template_global("staff_board_links")
-def staff_board_links() -> list[BoardLink]:
+def staff_board_links() -> list[common.NavLink]:
     """The board links of the staff navigation for whoever is logged in."""
     if not current_user.is_authenticated or current_user.kind != "staff":
         return []
     user = current_user.obj
     links = [
-        BoardLink(d, cases.DIRECTION_LABELS[d], url_for("board.board", direction=d))
+        common.NavLink(d, cases.DIRECTION_LABELS[d], url_for("board.board", direction=d))
         for d in cases.board_directions(user)
         if user.role in cases.BOARD_ROLES
     ]
     if user.role == "admin":
-        links.append(BoardLink("limits", "看板列上限", url_for("board.limits")))
+        links.append(common.NavLink("limits", "看板列上限", url_for("board.limits")))
     return links
 
 
@@ -123,8 +100,8 @@ def board_url(direction: str, filters: cases.Filters | None = None, **extra) -> 
 
 @bp.get("/")
 def index():
-    directions = cases.board_directions(_user())
-    if _user().role not in cases.BOARD_ROLES or not directions:
+    directions = cases.board_directions(common.staff_user())
+    if common.staff_user().role not in cases.BOARD_ROLES or not directions:
         abort(403)
     return redirect(url_for(".board", direction=directions[0]))
 
@@ -134,7 +111,12 @@ def board(direction: str):
     _check_board(direction)
     form, filters = _filters(direction, request.args)
     view = cases.board(
-        _user(), direction, filters, _today(), _overrides(), shown=_shown(request.args)
+        common.staff_user(),
+        direction,
+        filters,
+        common.today(),
+        common.holiday_overrides(per_request=True),
+        shown=_shown(request.args),
     )
     return _render(
         "intranet/board.html",
@@ -154,12 +136,12 @@ def poll(direction: str):
     if not htmx.is_htmx():
         return redirect(board_url(direction, filters))
     view = cases.changed_board(
-        _user(),
+        common.staff_user(),
         direction,
         filters,
-        _today(),
+        common.today(),
         _tokens(request.args),
-        _overrides(),
+        common.holiday_overrides(per_request=True),
         shown=_shown(request.args),
     )
     if view is None:
@@ -185,7 +167,13 @@ def column_more(direction: str, state: str):
     if not htmx.is_htmx():
         return redirect(board_url(direction, filters, **{f"n_{state}": offset + cases.MORE}))
     cards, count = cases.more_cards(
-        _user(), direction, state, filters, _today(), offset, _overrides()
+        common.staff_user(),
+        direction,
+        state,
+        filters,
+        common.today(),
+        offset,
+        common.holiday_overrides(per_request=True),
     )
     view = SimpleNamespace(direction=direction, filters=filters)  # for the links
     response = make_response(
@@ -209,10 +197,10 @@ def column_more(direction: str, state: str):
 
 
 def _case_or_404(case_id: int):
-    if _user().role not in cases.BOARD_ROLES:
+    if common.staff_user().role not in cases.BOARD_ROLES:
         abort(403)
     try:
-        return cases.get_case(_user(), case_id)
+        return cases.get_case(common.staff_user(), case_id)
     except cases.NotFound:
         abort(404)
 
@@ -230,7 +218,9 @@ def _attachment_url():
 
 def _detail_context(case_id: int, **forms):
     try:
-        detail = cases.detail(_user(), case_id, _today(), _overrides())
+        detail = cases.detail(
+            common.staff_user(), case_id, common.today(), common.holiday_overrides(per_request=True)
+        )
     except cases.NotFound:
         abort(404)
     assign = forms.get("assign_form") or board_forms.AssignForm(formdata=None)
@@ -268,7 +258,9 @@ def case_card(case_id: int):
     _case_or_404(case_id)
     if not htmx.is_htmx():
         return redirect(url_for(".case_detail", case_id=case_id))
-    card = cases.card(_user(), case_id, _today(), _overrides())
+    card = cases.card(
+        common.staff_user(), case_id, common.today(), common.holiday_overrides(per_request=True)
+    )
     response = make_response(
         render_template("intranet/_card.html", card=card, preserve=False, inline=None)
     )
@@ -277,13 +269,6 @@ def case_card(case_id: int):
 
 
 # --- moving a card ------------------------------------------------------------------------
-
-
-def _first_error(form) -> str:
-    for errors in form.errors.values():
-        if errors:
-            return str(errors[0])
-    return "请求无效"
 
 
 def _client_columns(case, states: set[str]) -> dict[str, list[int]] | None:
@@ -347,11 +332,11 @@ def _move_answer(
     _form, filters = _filters(direction, request.values)
     wanted = {s for s in states | {case.state} if s in casestates.COLUMNS[direction]}
     view = cases.board(
-        _user(),
+        common.staff_user(),
         direction,
         filters,
-        _today(),
-        _overrides(),
+        common.today(),
+        common.holiday_overrides(per_request=True),
         shown=_shown(request.values),
         only=wanted,
     )
@@ -388,7 +373,9 @@ def _needs_data(case, target: str, form, client_states: set[str], status: int):
     what = casestates.REQUIREMENT_LABELS[form.kind]
     to = casestates.label(case.direction, target)
     if not htmx.is_htmx():
-        card = cases.card(_user(), case.id, _today(), _overrides())
+        card = cases.card(
+            common.staff_user(), case.id, common.today(), common.holiday_overrides(per_request=True)
+        )
         return make_response(
             render_template(
                 "intranet/board_move.html",
@@ -416,7 +403,7 @@ def _needs_data(case, target: str, form, client_states: set[str], status: int):
 @bp.post("/case/<int:case_id>/move")
 @require_roles(*cases.MOVER_ROLES)
 def move(case_id: int):
-    user = _user()
+    user = common.staff_user()
     case = _case_or_404(case_id)
     form = board_forms.MoveForm()
     from_state = form.from_state.data or case.state
@@ -424,7 +411,7 @@ def move(case_id: int):
     client_states = {from_state, target}
     g.board_before = _client_columns(case, client_states)
     if not form.validate():
-        return _move_answer(case, client_states, _first_error(form), 422, "error")
+        return _move_answer(case, client_states, common.first_error(form), 422, "error")
     version = form.version.data
     try:
         case, move_ = cases.plan_move(user, case_id, target, version)
@@ -441,7 +428,13 @@ def move(case_id: int):
             data = dform.payload()
         source = case.state
         case = cases.move_case(
-            user, case_id, target, version, data, today=_today(), overrides=_overrides()
+            user,
+            case_id,
+            target,
+            version,
+            data,
+            today=common.today(),
+            overrides=common.holiday_overrides(per_request=True),
         )
     except cases.NotFound:
         abort(404)
@@ -468,7 +461,9 @@ def _action_answer(case_id: int, message: str, status: int, **forms):
         return redirect(url_for(".case_detail", case_id=case_id), 303)
     level = "success" if ok else "error"
     if request.headers.get("HX-Target") == f"case-{case_id}":
-        card = cases.card(_user(), case_id, _today(), _overrides())
+        card = cases.card(
+            common.staff_user(), case_id, common.today(), common.holiday_overrides(per_request=True)
+        )
         body = render_template(
             "intranet/_card_action.html",
             card=card,
@@ -502,7 +497,7 @@ def take(case_id: int):
     if not form.validate():
         return _action_answer(case_id, "页面已过期，请刷新后重试", 409)
     try:
-        case = cases.take_case(_user(), case_id, form.version.data)
+        case = cases.take_case(common.staff_user(), case_id, form.version.data)
     except cases.NotFound:
         abort(404)
     except cases.Refused as exc:
@@ -514,15 +509,19 @@ def take(case_id: int):
 @require_roles("liaison")
 def assign(case_id: int):
     _case_or_404(case_id)
-    detail = cases.detail(_user(), case_id, _today(), _overrides())
+    detail = cases.detail(
+        common.staff_user(), case_id, common.today(), common.holiday_overrides(per_request=True)
+    )
     form = board_forms.AssignForm()
     form.handler.choices = board_forms.select_choices(
         [("", "请选择")] + [(str(i), n) for i, n in detail.handlers]
     )
     if not form.validate():
-        return _action_answer(case_id, _first_error(form), 422, assign_form=form)
+        return _action_answer(case_id, common.first_error(form), 422, assign_form=form)
     try:
-        case = cases.assign_case(_user(), case_id, int(form.handler.data), form.version.data)
+        case = cases.assign_case(
+            common.staff_user(), case_id, int(form.handler.data), form.version.data
+        )
     except cases.NotFound:
         abort(404)
     except cases.Refused as exc:
@@ -536,9 +535,9 @@ def mail(case_id: int):
     _case_or_404(case_id)
     form = board_forms.MailForm()
     if not form.validate():
-        return _action_answer(case_id, _first_error(form), 422, mail_form=form)
+        return _action_answer(case_id, common.first_error(form), 422, mail_form=form)
     try:
-        case = cases.record_mailing(_user(), case_id, form.tracking_no.data)
+        case = cases.record_mailing(common.staff_user(), case_id, form.tracking_no.data)
     except cases.NotFound:
         abort(404)
     except cases.Refused as exc:
@@ -552,9 +551,9 @@ def comment(case_id: int):
     _case_or_404(case_id)
     form = board_forms.CommentForm()
     if not form.validate():
-        return _action_answer(case_id, _first_error(form), 422, comment_form=form)
+        return _action_answer(case_id, common.first_error(form), 422, comment_form=form)
     try:
-        cases.add_comment(_user(), case_id, form.body.data)
+        cases.add_comment(common.staff_user(), case_id, form.body.data)
     except cases.NotFound:
         abort(404)
     except cases.Refused as exc:
@@ -568,7 +567,7 @@ def comment(case_id: int):
 @bp.route("/limits", methods=["GET", "POST"])
 @require_roles("admin")
 def limits():
-    today = _today()
+    today = common.today()
     current = {
         (direction, state): value
         for direction in casestates.COLUMNS
@@ -583,7 +582,7 @@ def limits():
             for state in states
         }
         try:
-            changed = cases.set_wip_limits(_user(), values, today)
+            changed = cases.set_wip_limits(common.staff_user(), values, today)
         except cases.Refused as exc:
             flash(exc.message, "error")
         else:

@@ -6,15 +6,11 @@ open any case's page and materials; everything here is staff only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from urllib.parse import quote
-
 from flask import (
     Blueprint,
     abort,
     current_app,
     flash,
-    make_response,
     redirect,
     render_template,
     request,
@@ -28,6 +24,7 @@ from portal import htmx, items
 from portal.access import guard_kind, require_roles
 from portal.filters import local_today
 from portal.forms import choices
+from portal.intranet import common
 from portal.intranet import counter_forms as forms
 from portal.services import counter, forms_pdf, materials, settings
 from portal.services.counter import ACCEPT_ROLES, VIEW_ROLES
@@ -38,41 +35,20 @@ bp.before_request(guard_kind("staff", VIEW_ROLES))
 UPLOAD_ROLES = ("clerk", "handler", "liaison")
 
 
-@dataclass
-class NavLink:
-    key: str
-    label: str
-    url: str
-
-
 @bp.app_template_global("staff_counter_links")
-def staff_counter_links() -> list[NavLink]:
+def staff_counter_links() -> list[common.NavLink]:
     """窗口受理, 台账 and (liaison) 平台文件 in the staff navigation, per role."""
     if not current_user.is_authenticated or current_user.kind != "staff":
         return []
     role = current_user.role
     links = []
     if role in ACCEPT_ROLES:
-        links.append(NavLink("counter", "窗口受理", url_for("counter.start")))
+        links.append(common.NavLink("counter", "窗口受理", url_for("counter.start")))
     if role in counter.LEDGER_ROLES:
-        links.append(NavLink("ledger", "台账", url_for("ledger.index")))
+        links.append(common.NavLink("ledger", "台账", url_for("ledger.index")))
     if role == "liaison":
-        links.append(NavLink("platform", "平台文件", url_for("platform_files.index")))
+        links.append(common.NavLink("platform", "平台文件", url_for("platform_files.index")))
     return links
-
-
-def download(data: bytes, filename: str, content_type: str, inline: bool = False):
-    """Bytes as a download with a UTF-8 file name; never sniffed, never cached."""
-    response = make_response(data)
-    response.headers["Content-Type"] = content_type
-    ascii_name = "".join(c if c.isascii() and c.isalnum() or c in "-_." else "_" for c in filename)
-    response.headers["Content-Disposition"] = (
-        f'{"inline" if inline else "attachment"}; filename="{ascii_name}"; '
-        f"filename*=UTF-8''{quote(filename)}"
-    )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 # --- step 1: item and center --------------------------------------------------------------
@@ -272,7 +248,7 @@ def document(case_no, kind):
         filename, data = forms_pdf.render(kind, case, current_app.config["CENTER_NAME"], track_url)
     except forms_pdf.NotAvailable:
         abort(404)
-    return download(data, filename, "application/pdf")
+    return common.download(data, filename, "application/pdf")
 
 
 @bp.post("/cases/<case_no>/materials")
@@ -320,4 +296,4 @@ def material(case_no, attachment_id):
     if found is None:
         abort(404)
     attachment, data = found
-    return download(data, attachment.filename, attachment.content_type, inline=False)
+    return common.download(data, attachment.filename, attachment.content_type, inline=False)

@@ -8,7 +8,6 @@ status 286, which stops htmx polling. A job is its creator's: anyone else's is a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
@@ -23,7 +22,7 @@ from portal import htmx
 from portal.access import guard_kind
 from portal.filters import local_today
 from portal.forms import EmptyForm, choices
-from portal.intranet.counter import download
+from portal.intranet.common import NavLink, download
 from portal.rules.money import last_settlement_date
 from portal.services import jobs
 
@@ -48,13 +47,6 @@ class SettlementForm(FlaskForm):
         self.year.choices = choices(
             (str(y), _("%(y)s 年度（%(y)s-06-30）", y=y)) for y in range(latest, latest - 3, -1)
         )
-
-
-@dataclass
-class NavLink:
-    key: str
-    label: str
-    url: str
 
 
 @bp.app_template_global("staff_job_links")

@@ -11,7 +11,7 @@ from portal import htmx
 from portal.access import guard_kind
 from portal.filters import local_today
 from portal.intranet import counter_forms as forms
-from portal.intranet.counter import download
+from portal.intranet.common import download
 from portal.services import counter
 from portal.services.counter import LEDGER_ROLES, LedgerQuery
 

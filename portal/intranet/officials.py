@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Regexp
@@ -15,7 +14,7 @@ from portal import htmx
 from portal.access import guard_kind, require_roles
 from portal.filters import local_today
 from portal.forms import resident_id_valid
-from portal.intranet.counter import download
+from portal.intranet import common
 from portal.services import settlement as svc
 
 bp = Blueprint("officials", __name__, url_prefix="/staff/officials")
@@ -64,14 +63,6 @@ class CounterForm(FlaskForm):
     )
 
 
-def _user():
-    return current_user.obj
-
-
-def _verify_url(code: str) -> str:
-    return url_for("public.verify_code", code=code, _external=True)
-
-
 def _forbidden_or_404(call, *args):
     try:
         return call(*args)
@@ -88,12 +79,12 @@ def _forbidden_or_404(call, *args):
 @require_roles("official", "auditor")
 def queue():
     state = request.args.get("status", "pending")
-    view = _forbidden_or_404(svc.queue, _user(), state)
+    view = _forbidden_or_404(svc.queue, common.staff_user(), state)
     return htmx.render("intranet/officials.html", "intranet/_officials_queue.html", q=view)
 
 
 def _request_page(request_id: int, status: int = 200, **forms):
-    detail = _forbidden_or_404(svc.request_detail, _user(), request_id)
+    detail = _forbidden_or_404(svc.request_detail, common.staff_user(), request_id)
     return htmx.render(
         "intranet/officials_request.html",
         "intranet/_officials_request.html",
@@ -115,17 +106,17 @@ def request_detail(request_id: int):
 @bp.post("/requests/<int:request_id>/issue")
 @require_roles("official")
 def issue(request_id: int):
-    _forbidden_or_404(svc.request_detail, _user(), request_id)
+    _forbidden_or_404(svc.request_detail, common.staff_user(), request_id)
     form = IssueForm()
     if not form.validate():
         return _request_page(request_id, 422, issue_form=form)
     try:
         certificate = svc.issue(
-            _user(),
+            common.staff_user(),
             request_id,
             form.code.data,
             local_today(),
-            _verify_url,
+            common.verify_url,
             current_app.config["CENTER_NAME"],
         )
     except svc.NotFound:
@@ -145,12 +136,12 @@ def issue(request_id: int):
 @bp.post("/requests/<int:request_id>/refuse")
 @require_roles("official")
 def refuse(request_id: int):
-    _forbidden_or_404(svc.request_detail, _user(), request_id)
+    _forbidden_or_404(svc.request_detail, common.staff_user(), request_id)
     form = RefuseForm()
     if not form.validate():
         return _request_page(request_id, 422, refuse_form=form)
     try:
-        svc.refuse(_user(), request_id, form.reason.data)
+        svc.refuse(common.staff_user(), request_id, form.reason.data)
     except svc.Refused as exc:
         if exc.field == "reason":
             form.reason.errors = [str(exc)]
@@ -169,7 +160,7 @@ def refuse(request_id: int):
 @require_roles("official", "auditor")
 def certificates():
     revoked = request.args.get("revoked") == "1"
-    rows = _forbidden_or_404(svc.register, _user(), local_today(), revoked)
+    rows = _forbidden_or_404(svc.register, common.staff_user(), local_today(), revoked)
     return htmx.render(
         "intranet/officials_certificates.html",
         "intranet/_officials_certificates.html",
@@ -179,7 +170,7 @@ def certificates():
 
 
 def _certificate_page(certificate_id: int, status: int = 200, form=None, error=None):
-    row = _forbidden_or_404(svc.certificate_row, _user(), certificate_id, local_today())
+    row = _forbidden_or_404(svc.certificate_row, common.staff_user(), certificate_id, local_today())
     return htmx.render(
         "intranet/officials_certificate.html",
         "intranet/_officials_certificate.html",
@@ -199,19 +190,19 @@ def certificate(certificate_id: int):
 @bp.get("/certificates/<int:certificate_id>.pdf")
 @require_roles("official")
 def certificate_pdf(certificate_id: int):
-    c, data = _forbidden_or_404(svc.certificate_pdf, _user(), certificate_id)
-    return download(data, f"贷款结清证明-{c.number}.pdf", "application/pdf")
+    c, data = _forbidden_or_404(svc.certificate_pdf, common.staff_user(), certificate_id)
+    return common.download(data, f"贷款结清证明-{c.number}.pdf", "application/pdf")
 
 
 @bp.post("/certificates/<int:certificate_id>/revoke")
 @require_roles("official")
 def revoke(certificate_id: int):
-    _forbidden_or_404(svc.certificate_row, _user(), certificate_id, local_today())
+    _forbidden_or_404(svc.certificate_row, common.staff_user(), certificate_id, local_today())
     form = RevokeForm()
     if not form.validate():
         return _certificate_page(certificate_id, 422, form)
     try:
-        svc.revoke(_user(), certificate_id, form.reason.data, form.code.data)
+        svc.revoke(common.staff_user(), certificate_id, form.reason.data, form.code.data)
     except svc.NotFound:
         abort(404)
     except svc.Refused as exc:
@@ -236,7 +227,9 @@ def counter():
     if request.method == "POST":
         if form.validate():
             try:
-                svc.request_at_counter(_user(), form.contract_no.data, form.resident_id.data)
+                svc.request_at_counter(
+                    common.staff_user(), form.contract_no.data, form.resident_id.data
+                )
             except svc.Refused as exc:
                 form.contract_no.errors = [str(exc)]
                 status = 422

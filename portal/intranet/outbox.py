@@ -3,8 +3,6 @@ failed, what was delivered lately — with a retry by hand (``portal.platform.ou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -12,17 +10,11 @@ from flask_login import current_user
 from portal import htmx
 from portal.access import guard_kind
 from portal.forms import EmptyForm
+from portal.intranet.common import NavLink
 from portal.platform import outbox
 
 bp = Blueprint("outbox", __name__, url_prefix="/staff/outbox")
 bp.before_request(guard_kind("staff", ("liaison",)))
-
-
-@dataclass
-class NavLink:
-    key: str
-    label: str
-    url: str
 
 
 @bp.app_template_global("staff_exchange_links")

@@ -9,7 +9,7 @@ from flask_login import current_user
 from portal import htmx
 from portal.access import guard_kind
 from portal.intranet import counter_forms as forms
-from portal.intranet.counter import download
+from portal.intranet.common import download
 from portal.platform import files
 from portal.rules.casestates import label as state_label
 

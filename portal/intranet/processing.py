@@ -8,16 +8,13 @@ request gets the panel fragment. Invalid input answers 422 with the message next
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, timedelta
-from urllib.parse import quote
 
 from flask import (
     Blueprint,
     abort,
     current_app,
     flash,
-    make_response,
     redirect,
     request,
     url_for,
@@ -45,10 +42,10 @@ from wtforms.validators import (
 
 from portal import htmx
 from portal.access import guard_kind, require_roles
-from portal.filters import local_today
 from portal.forms import choices, resident_id_valid, uscc_valid
+from portal.intranet import common
 from portal.services import processing as svc
-from portal.services import reconciliation, settings
+from portal.services import reconciliation
 from portal.services.changes import BANKS
 
 bp = Blueprint("processing", __name__, url_prefix="/staff/processing")
@@ -205,35 +202,12 @@ class DayForm(FlaskForm):
 # --- helpers ------------------------------------------------------------------------------
 
 
-def _user():
-    return current_user.obj
-
-
-def _today() -> date:
-    return local_today()
-
-
 def _center() -> str:
     return current_app.config["CENTER_NAME"]
 
 
-def _verify_url(code: str) -> str:
-    return url_for("public.verify_code", code=code, _external=True)
-
-
-def _overrides():
-    return settings.holiday_overrides()
-
-
-@dataclass
-class NavLink:
-    key: str
-    label: str
-    url: str
-
-
 @bp.app_template_global("staff_processing_links")
-def staff_processing_links() -> list[NavLink]:
+def staff_processing_links() -> list[common.NavLink]:
     """待复核 (handlers), 签发证明 (officials), 结清证明 (auditor), 对账 (handlers, liaison)."""
     if not current_user.is_authenticated or current_user.kind != "staff":
         return []
@@ -242,28 +216,21 @@ def staff_processing_links() -> list[NavLink]:
     if role == "handler":
         n = svc.approvals_count(current_user.obj)
         label = f"待复核（{n}）" if n else "待复核"
-        links.append(NavLink("approvals", label, url_for("processing.approvals")))
+        links.append(common.NavLink("approvals", label, url_for("processing.approvals")))
     if role == "official":
-        links.append(NavLink("officials", "签发证明", url_for("officials.queue")))
+        links.append(common.NavLink("officials", "签发证明", url_for("officials.queue")))
     if role == "auditor":
-        links.append(NavLink("officials", "结清证明", url_for("officials.certificates")))
+        links.append(common.NavLink("officials", "结清证明", url_for("officials.certificates")))
     if role in reconciliation.ROLES:
-        links.append(NavLink("reconcile", "对账", url_for("processing.reconcile")))
+        links.append(common.NavLink("reconcile", "对账", url_for("processing.reconcile")))
     if role == "clerk":
-        links.append(NavLink("officials", "结清证明申请", url_for("officials.counter")))
+        links.append(common.NavLink("officials", "结清证明申请", url_for("officials.counter")))
     return links
-
-
-def _first_error(form) -> str:
-    for errors in form.errors.values():
-        if errors:
-            return str(errors[0])
-    return "请求无效"
 
 
 def _case_or_404(case_id: int):
     try:
-        return svc.case_for(_user(), case_id)
+        return svc.case_for(common.staff_user(), case_id)
     except svc.NotFound:
         abort(404)
 
@@ -348,19 +315,21 @@ def _parse_date(text):
 
 def _panel_context(case_id: int, **extra) -> dict:
     try:
-        p = svc.panel(_user(), case_id, _today())
+        p = svc.panel(common.staff_user(), case_id, common.today())
     except svc.NotFound:
         abort(404)
     forms = _forms(p, **{k: v for k, v in extra.items() if k.endswith("_form")})
     context = {k: v for k, v in extra.items() if not k.endswith("_form")}
     preview = None
     if p.may_act and p.item_code == "retirement_withdrawal" and p.open_payout is None:
-        preview = svc.retirement_preview(_user(), case_id, _today())
+        preview = svc.retirement_preview(common.staff_user(), case_id, common.today())
     if p.may_act and p.item_code == "early_repayment" and p.open_payout is None:
         loan_id = forms["payoff_form"].loan.data
         if loan_id and str(loan_id).isdigit():
             try:
-                preview = svc.payoff_preview(_user(), case_id, int(loan_id), _today())
+                preview = svc.payoff_preview(
+                    common.staff_user(), case_id, int(loan_id), common.today()
+                )
             except svc.Refused:
                 preview = None
     context.setdefault("preview", preview)
@@ -400,7 +369,7 @@ def _refused(case_id: int, exc: svc.Refused, form_name: str | None, form, status
 
 def _case_version(case_id: int) -> int | None:
     try:
-        return svc.case_for(_user(), case_id).version
+        return svc.case_for(common.staff_user(), case_id).version
     except svc.NotFound:
         return None
 
@@ -419,20 +388,10 @@ def case(case_id: int):
 @require_roles("handler", "liaison", "auditor", "clerk")
 def result(case_id: int, attachment_id: int):
     try:
-        attachment, data = svc.result_file(_user(), case_id, attachment_id)
+        attachment, data = svc.result_file(common.staff_user(), case_id, attachment_id)
     except svc.NotFound:
         abort(404)
-    response = make_response(data)
-    response.headers["Content-Type"] = attachment.content_type
-    ascii_name = "".join(
-        c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in attachment.filename
-    )
-    response.headers["Content-Disposition"] = (
-        f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(attachment.filename)}"
-    )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return common.download(data, attachment.filename, attachment.content_type)
 
 
 def _purchase_input(form: PurchaseForm) -> svc.PurchaseInput:
@@ -459,7 +418,7 @@ def purchase(case_id: int):
     try:
         data = _purchase_input(form)
         if request.form.get("action") == "preview":
-            quote = svc.quote_purchase(_user(), case_id, data, _today())
+            quote = svc.quote_purchase(common.staff_user(), case_id, data, common.today())
             return _render_panel(
                 case_id,
                 200 if quote.ok else 422,
@@ -467,7 +426,7 @@ def purchase(case_id: int):
                 quote=quote,
                 reasons=quote.reasons,
             )
-        record = svc.prepare_purchase(_user(), case_id, data, _today())
+        record = svc.prepare_purchase(common.staff_user(), case_id, data, common.today())
     except svc.Refused as exc:
         return _refused(case_id, exc, "purchase_form", form)
     return _done(
@@ -483,7 +442,9 @@ def retirement(case_id: int):
     if not form.validate():
         return _render_panel(case_id, 422, card_form=form)
     try:
-        record = svc.prepare_retirement(_user(), case_id, form.card_source.data, _today())
+        record = svc.prepare_retirement(
+            common.staff_user(), case_id, form.card_source.data, common.today()
+        )
     except svc.Refused as exc:
         return _refused(case_id, exc, "card_form", form)
     return _done(case_id, f"已提交复核：正常退休提取 {record.amount:,.2f} 元")
@@ -500,7 +461,7 @@ def payoff(case_id: int):
         return _render_panel(case_id, 422, payoff_form=form)
     try:
         record = svc.prepare_payoff(
-            _user(), case_id, int(form.loan.data), form.card_source.data, _today()
+            common.staff_user(), case_id, int(form.loan.data), form.card_source.data, common.today()
         )
     except svc.Refused as exc:
         return _refused(case_id, exc, "payoff_form", form)
@@ -516,7 +477,9 @@ def settlement(case_id: int):
         form.loan.errors = ["请选择贷款"]
         return _render_panel(case_id, 422, loan_form=form)
     try:
-        request_ = svc.request_certificate(_user(), case_id, int(form.loan.data), _today())
+        request_ = svc.request_certificate(
+            common.staff_user(), case_id, int(form.loan.data), common.today()
+        )
     except svc.Refused as exc:
         return _refused(case_id, exc, "loan_form", form)
     if request_.status == "issued":
@@ -545,7 +508,13 @@ def employer(case_id: int):
     )
     try:
         case_ = svc.register_employer(
-            _user(), case_id, form.version.data, data, _today(), _center(), _overrides()
+            common.staff_user(),
+            case_id,
+            form.version.data,
+            data,
+            common.today(),
+            _center(),
+            common.holiday_overrides(),
         )
     except svc.Refused as exc:
         return _refused(case_id, exc, "employer_form", form)
@@ -560,7 +529,14 @@ def query(case_id: int):
     if not form.validate():
         abort(400)
     try:
-        svc.process_query(_user(), case_id, form.version.data, _today(), _center(), _overrides())
+        svc.process_query(
+            common.staff_user(),
+            case_id,
+            form.version.data,
+            common.today(),
+            _center(),
+            common.holiday_overrides(),
+        )
     except svc.Refused as exc:
         return _refused(case_id, exc, None, None, 409)
     return _done(case_id, "已出具信息查询结果并办结")
@@ -575,14 +551,14 @@ def usage(case_id: int):
         return _render_panel(case_id, 422, usage_form=form)
     try:
         svc.process_usage(
-            _user(),
+            common.staff_user(),
             case_id,
             form.version.data,
             form.addressee.data,
-            _today(),
+            common.today(),
             _center(),
-            _verify_url,
-            _overrides(),
+            common.verify_url,
+            common.holiday_overrides(),
         )
     except svc.Refused as exc:
         return _refused(case_id, exc, "usage_form", form)
@@ -604,7 +580,13 @@ def change(case_id: int):
     )
     try:
         svc.process_individual_change(
-            _user(), case_id, form.version.data, data, _today(), _center(), _overrides()
+            common.staff_user(),
+            case_id,
+            form.version.data,
+            data,
+            common.today(),
+            _center(),
+            common.holiday_overrides(),
         )
     except svc.Refused as exc:
         return _refused(case_id, exc, "change_form", form)
@@ -628,7 +610,13 @@ def employer_change(case_id: int):
     )
     try:
         svc.process_employer_change(
-            _user(), case_id, form.version.data, data, _today(), _center(), _overrides()
+            common.staff_user(),
+            case_id,
+            form.version.data,
+            data,
+            common.today(),
+            _center(),
+            common.holiday_overrides(),
         )
     except svc.Refused as exc:
         return _refused(case_id, exc, "employer_change_form", form)
@@ -644,13 +632,13 @@ def finish(case_id: int):
         abort(400)
     try:
         svc.finish(
-            _user(),
+            common.staff_user(),
             case_id,
             form.version.data,
-            _today(),
+            common.today(),
             _center(),
-            _verify_url,
-            _overrides(),
+            common.verify_url,
+            common.holiday_overrides(),
         )
     except svc.Refused as exc:
         return _refused(case_id, exc, None, None, 409)
@@ -666,7 +654,13 @@ def decline(case_id: int):
         return _render_panel(case_id, 422, decline_form=form)
     try:
         svc.decline(
-            _user(), case_id, form.version.data, form.reason.data, _today(), _center(), _overrides()
+            common.staff_user(),
+            case_id,
+            form.version.data,
+            form.reason.data,
+            common.today(),
+            _center(),
+            common.holiday_overrides(),
         )
     except svc.Refused as exc:
         return _refused(case_id, exc, "decline_form", form)
@@ -677,14 +671,14 @@ def decline(case_id: int):
 @require_roles("handler")
 def withdraw(record_id: int):
     try:
-        record = svc.record_for(_user(), record_id)
+        record = svc.record_for(common.staff_user(), record_id)
     except svc.NotFound:
         abort(404)
     form = VersionForm()
     if not form.validate():
         abort(400)
     try:
-        svc.withdraw_prepared(_user(), record_id)
+        svc.withdraw_prepared(common.staff_user(), record_id)
     except svc.Refused as exc:
         return _refused(record.case_id, exc, None, None, 409)
     return _done(record.case_id, "已撤回，可重新经办", "success")
@@ -694,13 +688,15 @@ def withdraw(record_id: int):
 @require_roles("handler")
 def retry(record_id: int):
     try:
-        record = svc.record_for(_user(), record_id)
+        record = svc.record_for(common.staff_user(), record_id)
     except svc.NotFound:
         abort(404)
     if not VersionForm().validate():
         abort(400)
     try:
-        record = svc.retry_payout(_user(), record_id, _today(), _center(), _verify_url)
+        record = svc.retry_payout(
+            common.staff_user(), record_id, common.today(), _center(), common.verify_url
+        )
     except svc.Refused as exc:
         return _refused(record.case_id, exc, None, None, 409)
     return _done(record.case_id, f"支付状态：{svc.STATUS_LABELS[record.status]}")
@@ -712,7 +708,7 @@ def retry(record_id: int):
 @bp.get("/approvals")
 @require_roles("handler")
 def approvals():
-    view = svc.approvals(_user())
+    view = svc.approvals(common.staff_user())
     return htmx.render(
         "intranet/processing_approvals.html",
         "intranet/_processing_approvals.html",
@@ -722,10 +718,10 @@ def approvals():
 
 def _review_page(record_id: int, status: int = 200, **extra):
     try:
-        record = svc.record_for(_user(), record_id)
+        record = svc.record_for(common.staff_user(), record_id)
     except svc.NotFound:
         abort(404)
-    view = svc.payout_view(_user(), record)
+    view = svc.payout_view(common.staff_user(), record)
     context = dict(
         v=view,
         approve_form=extra.pop("approve_form", None)
@@ -761,7 +757,7 @@ def _review_done(record_id: int, message: str, level: str = "success"):
 @require_roles("handler")
 def approve(record_id: int):
     try:
-        svc.record_for(_user(), record_id)
+        svc.record_for(common.staff_user(), record_id)
     except svc.NotFound:
         abort(404)
     form = VersionForm()
@@ -769,7 +765,12 @@ def approve(record_id: int):
         abort(400)
     try:
         record = svc.approve(
-            _user(), record_id, form.version.data, _today(), _center(), _verify_url
+            common.staff_user(),
+            record_id,
+            form.version.data,
+            common.today(),
+            _center(),
+            common.verify_url,
         )
     except svc.Refused as exc:
         return _review_page(record_id, 409, reasons=exc.reasons)
@@ -782,14 +783,14 @@ def approve(record_id: int):
 @require_roles("handler")
 def refuse(record_id: int):
     try:
-        svc.record_for(_user(), record_id)
+        svc.record_for(common.staff_user(), record_id)
     except svc.NotFound:
         abort(404)
     form = RefuseForm()
     if not form.validate():
         return _review_page(record_id, 422, refuse_form=form)
     try:
-        svc.refuse(_user(), record_id, form.reason.data)
+        svc.refuse(common.staff_user(), record_id, form.reason.data)
     except svc.Refused as exc:
         if exc.field == "reason":
             form.reason.errors = [exc.message]
@@ -806,13 +807,13 @@ def refuse(record_id: int):
 def reconcile():
     form = DayForm(request.args)
     status = 200
-    day = _today() - timedelta(days=1)
+    day = common.today() - timedelta(days=1)
     if request.args and not form.validate():
         status = 422
     elif form.date.data:
         day = form.date.data
     form.date.data = day
-    report = reconciliation.for_user(_user(), day)
+    report = reconciliation.for_user(common.staff_user(), day)
     return htmx.render(
         "intranet/processing_reconciliation.html",
         "intranet/_processing_reconciliation.html",
