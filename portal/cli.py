@@ -246,7 +246,7 @@ def crypto_rotate():
                     if token is not None and not crypto.is_current(token)
                 }
                 if stale:
-                    values = {f: crypto.unseal(token, f.context) for f, token in stale.items()}
+                    values = {f: f.python_value(token) for f, token in stale.items()}
                     model.update(values).where(model.id == row[0]).execute()
                     total += 1
     from portal.services import audit

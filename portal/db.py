@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from contextlib import contextmanager
 
 from peewee import DatabaseProxy, Node, PostgresqlDatabase, SqliteDatabase
@@ -29,6 +31,55 @@ POOL_MAX_CONNECTIONS = 32  # per process: gunicorn threads, background threads, 
 POOL_STALE_SECONDS = 600
 POOL_WAIT_SECONDS = 30
 
+log = logging.getLogger(__name__)
+
+
+class _ReclaimingPool:
+    """Takes back the connections of threads that ended without closing theirs.
+
+    peewee's pool counts a connection as in use until its thread closes it; a thread that
+    dies first (an exception before its ``finally``) would hold its place for good, and once
+    ``POOL_MAX_CONNECTIONS`` places are held every new connection waits and fails. When the
+    pool is full, connections whose thread has ended are closed and their places freed.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self._owners: dict[int, threading.Thread] = {}
+        super().__init__(*args, **kwargs)
+
+    def _connect(self):
+        with self._pool_lock:
+            if self._max_connections and len(self._in_use) >= self._max_connections:
+                self._reclaim()
+            conn = super()._connect()
+            self._owners[self.conn_key(conn)] = threading.current_thread()
+            return conn
+
+    def _close(self, conn, close_conn=False):
+        with self._pool_lock:
+            self._owners.pop(self.conn_key(conn), None)
+            super()._close(conn, close_conn)
+
+    def _reclaim(self) -> int:
+        ended = [key for key, thread in self._owners.items() if not thread.is_alive()]
+        for key in ended:
+            self._owners.pop(key)
+            held = self._in_use.pop(key, None)
+            if held is not None:
+                self._close_raw(held.connection)
+        if ended:
+            log.warning("database pool: took back %d connection(s) of ended threads", len(ended))
+            self._pool_available.notify_all()
+        return len(ended)
+
+
+class _Sqlite(_ReclaimingPool, PooledSqliteDatabase):
+    pass
+
+
+class _Postgres(_ReclaimingPool, PooledPostgresqlDatabase):
+    pass
+
 
 def make_database(url: str, root: str | None = None, pooled: bool = False):
     """Build (not connect) a database from a URL; relative SQLite paths resolve under root.
@@ -50,14 +101,12 @@ def make_database(url: str, root: str | None = None, pooled: bool = False):
         if pooled and path != ":memory:":
             # A pooled connection serves whichever thread checks it out next (one at a time).
             # ``timeout`` is the pool's wait here; SQLite's own wait is the busy_timeout pragma.
-            return PooledSqliteDatabase(
-                path, pragmas=SQLITE_PRAGMAS, check_same_thread=False, **pool
-            )
+            return _Sqlite(path, pragmas=SQLITE_PRAGMAS, check_same_thread=False, **pool)
         return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=10)
     url = url.replace("psycopg3://", "postgresql://", 1).replace("postgres://", "postgresql://", 1)
     params = parse(url)
     if pooled:
-        return PooledPostgresqlDatabase(prefer_psycopg3=True, **params, **pool)
+        return _Postgres(prefer_psycopg3=True, **params, **pool)
     return PostgresqlDatabase(prefer_psycopg3=True, **params)
 
 

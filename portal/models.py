@@ -109,6 +109,7 @@ class SealedField(TextField):
 
         return None if value is None else crypto.unseal(value, self.context)
 
+
     def __eq__(self, rhs):
         if isinstance(rhs, str):
             if not self.lookup:
@@ -128,6 +129,20 @@ class SealedField(TextField):
         if self.lookup and all(isinstance(v, str) for v in values):
             return getattr(self.model, self.lookup).in_([self.index_value(v) for v in values])
         return super().in_(values)
+
+
+class SealedJSONField(SealedField):
+    """A JSON value holding personal identifiers (a list of co-owners with their ID numbers),
+    encrypted at rest as one sealed text; no lookups."""
+
+    def db_value(self, value):
+        if value is None:
+            return None
+        return super().db_value(json.dumps(value, ensure_ascii=False, sort_keys=True))
+
+    def python_value(self, value):
+        text = super().python_value(value)
+        return None if text is None else json.loads(text)
 
 
 class BaseModel(Model):
@@ -553,10 +568,10 @@ class CasePayout(BaseModel):
     purchase_date = DateField(null=True)
     price = FenField(null=True)
     spouse_name = CharField(max_length=40, default="")
-    spouse_id_no = CharField(max_length=18, default="")
-    co_owners = JSONField(default=list)  # [{"name": ..., "id_no": ...}]
+    spouse_id_no = SealedField(default="")  # encrypted at rest (migration 0013)
+    co_owners = SealedJSONField(default=list)  # [{"name": ..., "id_no": ...}], encrypted
     detail = JSONField(default=dict)  # the computation shown to the approver
-    bank_card = CharField(max_length=19, null=True)
+    bank_card = SealedField(null=True)  # encrypted at rest (migration 0013)
     bank_name = CharField(max_length=40, default="")
     prepared_by = ForeignKeyField(StaffUser, backref="prepared_payouts")
     prepared_at = DateTimeField(default=utcnow)

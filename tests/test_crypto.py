@@ -68,10 +68,27 @@ def test_rotation_re_encrypts_with_the_new_key(depositor, runner):
         runner.invoke(args=["crypto", "rotate"])
 
 
+@pytest.mark.committed  # no transaction of the test's own: the checkpoint below needs none
 def test_no_demo_id_or_card_in_clear_in_the_database_files(app, depositor):
-    """The SQLite file (or a pg_dump of PostgreSQL) holds no ID or card in clear."""
-    operator = EmployerOperator.select().first()
-    secrets_ = [depositor.resident_id, depositor.bank_card, operator.resident_id]
+    """The SQLite file (or a pg_dump of PostgreSQL) holds no ID or card in clear.
+
+    On SQLite the write-ahead log is checkpointed and truncated first: the pool keeps
+    connections open, so the log also holds the frames of other tests' rolled-back
+    transactions (never part of the database), which SQLite reuses or drops at a checkpoint.
+    """
+    db.connect(reuse_if_open=True)
+    try:
+        operator = EmployerOperator.select().first()
+        secrets_ = [depositor.resident_id, depositor.bank_card, operator.resident_id]
+        if "Postgres" not in type(db.obj).__name__:
+            busy, _log, _done = db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            assert busy == 0
+        _assert_not_in_files(secrets_)
+    finally:
+        db.close()
+
+
+def _assert_not_in_files(secrets_: list[str]) -> None:
     if "Postgres" in type(db.obj).__name__:
         if shutil.which("pg_dump") is None:
             pytest.skip("pg_dump not installed")
@@ -98,3 +115,41 @@ def test_no_demo_id_or_card_in_clear_in_the_database_files(app, depositor):
                     dump += fh.read()
     for value in secrets_:
         assert value.encode() not in dump
+
+
+def test_migration_0013_seals_the_case_payouts_already_recorded(tmp_path):
+    """A database that recorded case payouts in clear (before 0013) has them sealed by it."""
+    import importlib.util
+    import json
+
+    from peewee import SqliteDatabase
+    from playhouse.migrate import SqliteMigrator
+
+    from portal.migrate import MIGRATIONS_DIR
+
+    spec = importlib.util.spec_from_file_location(
+        "m0013", MIGRATIONS_DIR / "0013_sealed_case_payouts.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    old = SqliteDatabase(str(tmp_path / "old.db"))
+    old.connect()
+    old.execute_sql(
+        'CREATE TABLE "case_payout" ("id" INTEGER PRIMARY KEY, "bank_card" VARCHAR(19), '
+        '"spouse_id_no" VARCHAR(18) NOT NULL DEFAULT \'\', "co_owners" TEXT NOT NULL)'
+    )
+    owners = [{"name": "郑洁", "id_no": "152921199001011234"}]
+    old.execute_sql(
+        'INSERT INTO "case_payout" VALUES (1, ?, ?, ?), (2, NULL, \'\', \'[]\')',
+        ("6222027623895686675", "15292119900202123X", json.dumps(owners, ensure_ascii=False)),
+    )
+    module.upgrade(old, SqliteMigrator(old))
+    rows = old.execute_sql('SELECT * FROM "case_payout" ORDER BY "id"').fetchall()
+    old.close()
+    (_, card, spouse, co), (_, card2, spouse2, co2) = rows
+    assert "6222" not in card and "1529" not in spouse and "郑洁" not in co
+    assert crypto.unseal(card, "case_payout.bank_card") == "6222027623895686675"
+    assert crypto.unseal(spouse, "case_payout.spouse_id_no") == "15292119900202123X"
+    assert json.loads(crypto.unseal(co, "case_payout.co_owners")) == owners
+    assert card2 is None and crypto.unseal(spouse2, "case_payout.spouse_id_no") == ""
+    assert json.loads(crypto.unseal(co2, "case_payout.co_owners")) == []

@@ -706,3 +706,36 @@ def test_a_crash_after_approval_is_reconciled(person, monkeypatch, bank_paid):
     else:
         assert status == "failed" and account_of(person).balance == balance
         assert view.open_payout is None  # the handler may prepare again
+
+
+# --- identifiers at rest ------------------------------------------------------------------
+
+
+def test_the_payees_card_and_the_household_ids_are_encrypted_at_rest():
+    """What a handler records on a purchase withdrawal (the payee's card, the spouse's and the
+    co-owners' resident IDs) is stored as ciphertext, and reads back as entered."""
+    husband, wife, other = depositors()[:3]
+    case = inbound("purchase_withdrawal", husband)
+    data = purchase(
+        spouse_name=wife.name,
+        spouse_id_no=wife.resident_id,
+        co_owners=[(other.name, other.resident_id)],
+    )
+    record = processing.prepare_purchase(staff("handler"), case.id, data, TODAY)
+    card, spouse, owners = (
+        CasePayout.select(
+            CasePayout.bank_card.cast("TEXT"),  # the stored text, not the field's conversion
+            CasePayout.spouse_id_no.cast("TEXT"),
+            CasePayout.co_owners.cast("TEXT"),
+        )
+        .where(CasePayout.id == record.id)
+        .tuples()
+        .get()
+    )
+    assert husband.bank_card and husband.bank_card not in card
+    assert wife.resident_id not in spouse
+    assert other.resident_id not in owners and other.name not in owners
+    fresh = CasePayout.get_by_id(record.id)
+    assert fresh.bank_card == husband.bank_card
+    assert fresh.spouse_id_no == wife.resident_id
+    assert fresh.co_owners == [{"id_no": other.resident_id, "name": other.name}]
