@@ -22,7 +22,9 @@ def _row_hash(prev, at, actor, action, target_type, target_id, detail, ip):
     content = json.loads(detail or "{}")
     payload = json.dumps(
         [prev, stamp, actor, action, target_type, target_id, content, ip],
-        ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+        ensure_ascii=False,
+        sort_keys=True,
+        separators=(",", ":"),
     )
     return hashlib.sha256(payload.encode()).hexdigest()
 

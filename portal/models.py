@@ -109,7 +109,6 @@ class SealedField(TextField):
 
         return None if value is None else crypto.unseal(value, self.context)
 
-
     def __eq__(self, rhs):
         if isinstance(rhs, str):
             if not self.lookup:

@@ -140,7 +140,7 @@ def test_migration_0013_seals_the_case_payouts_already_recorded(tmp_path):
     )
     owners = [{"name": "郑洁", "id_no": "152921199001011234"}]
     old.execute_sql(
-        'INSERT INTO "case_payout" VALUES (1, ?, ?, ?), (2, NULL, \'\', \'[]\')',
+        "INSERT INTO \"case_payout\" VALUES (1, ?, ?, ?), (2, NULL, '', '[]')",
         ("6222027623895686675", "15292119900202123X", json.dumps(owners, ensure_ascii=False)),
     )
     module.upgrade(old, SqliteMigrator(old))
