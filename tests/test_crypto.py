@@ -108,11 +108,12 @@ def _assert_not_in_files(secrets_: list[str]) -> None:
             check=True,
         ).stdout
     else:
+        # Read by another process: closing a descriptor of the file here would drop the POSIX
+        # locks SQLite holds on it for this process's (pooled, still open) connections.
         dump = b""
         for path in (db.obj.database, db.obj.database + "-wal"):
             if os.path.exists(path):
-                with open(path, "rb") as fh:
-                    dump += fh.read()
+                dump += subprocess.run(["cat", path], capture_output=True, check=True).stdout
     for value in secrets_:
         assert value.encode() not in dump
 
