@@ -73,11 +73,11 @@ class _ReclaimingPool:
         return len(ended)
 
 
-class _Sqlite(_ReclaimingPool, PooledSqliteDatabase):
+class SqlitePool(_ReclaimingPool, PooledSqliteDatabase):
     pass
 
 
-class _Postgres(_ReclaimingPool, PooledPostgresqlDatabase):
+class PostgresPool(_ReclaimingPool, PooledPostgresqlDatabase):
     pass
 
 
@@ -101,12 +101,12 @@ def make_database(url: str, root: str | None = None, pooled: bool = False):
         if pooled and path != ":memory:":
             # A pooled connection serves whichever thread checks it out next (one at a time).
             # ``timeout`` is the pool's wait here; SQLite's own wait is the busy_timeout pragma.
-            return _Sqlite(path, pragmas=SQLITE_PRAGMAS, check_same_thread=False, **pool)
+            return SqlitePool(path, pragmas=SQLITE_PRAGMAS, check_same_thread=False, **pool)
         return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=10)
     url = url.replace("psycopg3://", "postgresql://", 1).replace("postgres://", "postgresql://", 1)
     params = parse(url)
     if pooled:
-        return _Postgres(prefer_psycopg3=True, **params, **pool)
+        return PostgresPool(prefer_psycopg3=True, **params, **pool)
     return PostgresqlDatabase(prefer_psycopg3=True, **params)
 
 

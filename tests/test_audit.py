@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 from peewee import DatabaseError
 
-from portal.db import db
+from portal.db import db, is_postgres
 from portal.models import AuditHead, AuditLog, utcnow
 from portal.services import audit
 
@@ -83,7 +83,7 @@ def _first_ids(n):
 
 
 def _without_guard(action):
-    if db.obj.__class__.__name__.startswith("Postgres"):
+    if is_postgres():
         db.execute_sql("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
         try:
             action()

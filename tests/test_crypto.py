@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from portal import crypto
-from portal.db import db
+from portal.db import db, is_postgres
 from portal.models import Depositor, EmployerOperator, ProxyCase
 from portal.services import identity
 
@@ -80,7 +80,7 @@ def test_no_demo_id_or_card_in_clear_in_the_database_files(app, depositor):
     try:
         operator = EmployerOperator.select().first()
         secrets_ = [depositor.resident_id, depositor.bank_card, operator.resident_id]
-        if "Postgres" not in type(db.obj).__name__:
+        if not is_postgres():
             busy, _log, _done = db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             assert busy == 0
         _assert_not_in_files(secrets_)
@@ -89,7 +89,7 @@ def test_no_demo_id_or_card_in_clear_in_the_database_files(app, depositor):
 
 
 def _assert_not_in_files(secrets_: list[str]) -> None:
-    if "Postgres" in type(db.obj).__name__:
+    if is_postgres():
         if shutil.which("pg_dump") is None:
             pytest.skip("pg_dump not installed")
         params = db.obj.connect_params

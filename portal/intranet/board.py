@@ -414,7 +414,7 @@ def move(case_id: int):
         return _move_answer(case, client_states, common.first_error(form), 422, "error")
     version = form.version.data
     try:
-        case, move_ = cases.plan_move(user, case_id, target, version)
+        case, move_ = cases.plan_move(user, case_id, target, version, case=case)
         data = None
         if move_.requires:
             submitted = form.with_data.data == "1"

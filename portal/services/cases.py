@@ -21,7 +21,7 @@ from datetime import date, datetime
 from peewee import JOIN, fn
 
 from portal import items
-from portal.db import locked, write_tx
+from portal.db import Prepared, locked, write_tx
 from portal.models import (
     Attachment,
     CaseComment,
@@ -109,6 +109,9 @@ def visible_clause(user: StaffUser):
     if user.role == "clerk" and user.department_id:
         return (ProxyCase.direction == OUTBOUND) & (ProxyCase.department == user.department_id)
     return ProxyCase.id.is_null()
+
+
+_BY_ID = Prepared(lambda pk: ProxyCase.select().where(ProxyCase.id == pk).limit(1), 1)
 
 
 def get_case(user: StaffUser, case_id: int) -> ProxyCase:
@@ -636,10 +639,16 @@ def check_move(user: StaffUser, case: ProxyCase, target: str) -> cs.Move:
 
 
 def plan_move(
-    user: StaffUser, case_id: int, target: str, version: int | None
+    user: StaffUser,
+    case_id: int,
+    target: str,
+    version: int | None,
+    case: ProxyCase | None = None,
 ) -> tuple[ProxyCase, cs.Move]:
-    """Read-only check before asking for a move's data: NotFound, Conflict or Refused."""
-    case = get_case(user, case_id)
+    """Read-only check before asking for a move's data: NotFound, Conflict or Refused.
+    ``case``: the case as ``get_case`` just read it for this user (saves reading it again)."""
+    if case is None or case.id != case_id:
+        case = get_case(user, case_id)
     _check_version(case, version)
     return case, check_move(user, case, target)
 
@@ -790,7 +799,7 @@ def move_case(
         )
         if won != 1:  # cannot happen under the lock; kept as the conditional-update guard
             _check_version(ProxyCase.get_by_id(case.id), None)
-        case = ProxyCase.get_by_id(case.id)
+        case = _BY_ID.first(case.id)  # as stored (issue 10: the statement is built once)
         if case.direction == OUTBOUND and target == "transmitted":
             package = _export_package(case, _actor(user))
             if package:
