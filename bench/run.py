@@ -72,6 +72,7 @@ P95_TARGETS_MS = {
     "certificate_download": 30,
     "certificate_generate": 300,
 }
+DEPENDS_ON_GENERATE = {"certificate_download", "verification"}  # they use its certificates
 PAGE_LIKE = ("summary", "deposit_detail", "loan_schedule", "verification", "board", "ledger_month")
 SHARE_OF_BARE = 0.30
 LARGE_SMALL_RATIO = 1.5
@@ -925,7 +926,15 @@ def javascript_gzip() -> dict[str, int]:
 # --- one dataset ----------------------------------------------------------------------------
 
 
-def bench_dataset(ds: Dataset, scale: float, quick: bool) -> dict:
+def gunicorn_settings() -> dict:
+    """What gunicorn.conf.py gives with this environment (GUNICORN_* variables)."""
+    import runpy
+
+    conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    return {k: conf[k] for k in ("worker_class", "workers", "threads", "preload_app")}
+
+
+def bench_dataset(ds: Dataset, scale: float, quick: bool, only: set[str] | None = None) -> dict:
     counts = prepare(ds)
     subj = subjects(ds)
     server = Server(ds)
@@ -936,6 +945,9 @@ def bench_dataset(ds: Dataset, scale: float, quick: bool) -> dict:
         with Db(ds) as db:
             scenarios = build_scenarios(server.port, db, subj, quick)
             for scenario in scenarios:
+                if only and scenario.name not in only | {"bare"}:
+                    if not (scenario.name == "certificate_generate" and only & DEPENDS_ON_GENERATE):
+                        continue
                 if scenario.setup:
                     scenario.setup(max(USERS))
                 levels = {}
@@ -949,7 +961,8 @@ def bench_dataset(ds: Dataset, scale: float, quick: bool) -> dict:
                         flush=True,
                     )
                 result["scenarios"][scenario.name] = {"label": scenario.label, "levels": levels}
-            result["pages"] = page_sizes(server.port, db, subj)
+            if not only:
+                result["pages"] = page_sizes(server.port, db, subj)
     finally:
         server.stop()
     result["worker_peak_bytes"] = server.peak_hwm
@@ -1129,19 +1142,25 @@ def main(argv=None) -> int:
     parser.add_argument("--pg-small-url", default=PG_SMALL)
     parser.add_argument("--quick", action="store_true", help="a quarter of the requests")
     parser.add_argument("--output", default=str(RESULTS))
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated scenarios to run (the bare route always runs); for trying a change",
+    )
     args = parser.parse_args(argv)
+    only = {name for name in args.only.split(",") if name}
     scale = 0.25 if args.quick else 1.0
     results = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
-        "gunicorn": "gunicorn.conf.py (gthread; GUNICORN_WORKERS / _THREADS as set)",
+        "gunicorn": gunicorn_settings(),
         "users": list(USERS),
         "quick": args.quick,
         "runs": {},
         "javascript_gzip": javascript_gzip(),
     }
     for ds in datasets(args):
-        results["runs"][ds.name] = bench_dataset(ds, scale, args.quick)
+        results["runs"][ds.name] = bench_dataset(ds, scale, args.quick, only)
     results["checks"] = checks(results)
     results["machine"]["load_average_after"] = os.getloadavg()
     Path(args.output).write_text(json.dumps(results, ensure_ascii=False, indent=2, default=str))

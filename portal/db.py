@@ -27,6 +27,9 @@ SQLITE_PRAGMAS = {
 # idle longer than STALE_SECONDS are closed when next checked out or in; PostgreSQL
 # connections are checked (``SELECT 1``, rolled back when a transaction was left open) on the
 # way out of the pool, so one that a restarted server dropped is replaced, not handed out.
+# SQLite caveat: SQLite's locks are POSIX locks, which a process loses on *every* descriptor of
+# the file when it closes *any* one; with connections kept open, never open() the live
+# database file in the portal's process (read it from another process or through SQLite).
 POOL_MAX_CONNECTIONS = 32  # per process: gunicorn threads, background threads, CLI
 POOL_STALE_SECONDS = 600
 POOL_WAIT_SECONDS = 30
@@ -117,7 +120,8 @@ def init_db(url: str, root: str | None = None, pooled: bool = True):
 
 
 def release_pool() -> None:
-    """Close the pool's idle connections (after a fork, before a restore, at exit)."""
+    """Close the pool's idle connections: gunicorn's master does before it forks a worker, so
+    no worker inherits (and shares) a connection of the master's."""
     if hasattr(db.obj, "close_idle"):
         db.obj.close_idle()
 
