@@ -208,6 +208,39 @@ def _template_gettext_once_per_request(app: Flask) -> None:
         npgettext=lambda c, s, p, n: translations().unpgettext(c, s, p, n),
     )
 
+    # ``_()`` itself: Jinja's alias resolves ``gettext`` in the context and calls through two
+    # context layers each time. This does what its new-style gettext does (the translation,
+    # Markup under autoescape, always formatted with ``%``) in one call, and keeps each
+    # catalogue's answers for strings without variables: a loan page calls it ~300 times.
+    import weakref
+
+    from jinja2 import pass_eval_context
+    from markupsafe import Markup
+
+    formatted: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    @pass_eval_context
+    def template_gettext(eval_ctx, string: str, **variables):
+        catalogue = translations()
+        if not variables:
+            done = formatted.get(catalogue)
+            if done is None:
+                done = formatted.setdefault(catalogue, {})
+            key = (eval_ctx.autoescape, string)
+            found = done.get(key)
+            if found is None:
+                rv = catalogue.ugettext(string)
+                found = (Markup(rv) if eval_ctx.autoescape else rv) % {}
+                if len(done) < 20_000:  # template texts; never grows with data passed to _()
+                    done[key] = found
+            return found
+        rv = catalogue.ugettext(string)
+        if eval_ctx.autoescape:
+            rv = Markup(rv)
+        return rv % variables
+
+    app.jinja_env.globals["_"] = template_gettext
+
 
 def _database_per_request(app: Flask) -> None:
     @app.before_request

@@ -287,3 +287,22 @@ def test_pages_in_english_show_no_chinese(app, client, who, depositor, operator)
     assert not problems, "Chinese left on English pages:\n" + "\n".join(
         f"{path}: {' | '.join(found[:30])}" for path, found in problems.items()
     )
+
+
+def test_template_underscore_translates_formats_and_escapes_like_jinja(app):
+    """Templates' ``_()`` (portal/__init__.py, one call and kept answers, issue 10) gives what
+    Jinja's new-style gettext gives: the request's language, Markup, ``%`` formatting with
+    the variables escaped, and ``%%`` as one percent sign — on the first call and the next."""
+    page = app.jinja_env.from_string(
+        '{{ _("退出") }}|{{ _("已将 %(n)s 条消息标为已读", n=n) }}|{{ _("100%%") }}'
+    )
+    for headers, quit_ in (
+        ({"Accept-Language": "zh-CN"}, "退出"),
+        ({"Accept-Language": "en"}, "Log out"),
+    ):
+        for _ in range(2):
+            with app.test_request_context("/", headers=headers):
+                out = page.render(n="<b>3</b>").split("|")
+            assert out[0] == quit_
+            assert "&lt;b&gt;3&lt;/b&gt;" in out[1] and "<b>" not in out[1]
+            assert out[2] == "100%"
