@@ -153,14 +153,17 @@ def deposit_detail():
     if account is None:
         return render_template("hall/no_account.html", active="deposits")
     form = DetailFilterForm(request.args)
-    form.set_years(deposits.years(account))
+    years = deposits.years(account)
+    form.set_years(years)
     status = 200
     if request.args and not form.validate():
         status = 422
-        page = deposits.detail(account)
+        page = deposits.detail(account, known_years=years)
     else:
         number = request.args.get("page", 1, type=int) or 1
-        page = deposits.detail(account, form.year_value, form.kind.data or None, number)
+        page = deposits.detail(
+            account, form.year_value, form.kind.data or None, number, known_years=years
+        )
     return _render("hall/deposits.html", "hall/_detail_rows.html", status=status, form=form, p=page)
 
 

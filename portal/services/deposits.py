@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from peewee import fn
 
+from portal.db import Prepared
 from portal.models import DEPOSIT_KINDS as KINDS
 from portal.models import Account, Depositor, DepositRecord, Employer
 from portal.rules.ids import mask_resident_id
@@ -44,8 +45,11 @@ class DetailPage:
         return min(self.page * PER_PAGE, self.total)
 
 
+_ACCOUNT_OF = Prepared(lambda pk: Account.select().where(Account.depositor == pk).limit(1), 1)
+
+
 def account_of(depositor: Depositor) -> Account | None:
-    return Account.get_or_none(Account.depositor == depositor)
+    return _ACCOUNT_OF.first(depositor.id)  # every hall page of the account: built once
 
 
 def years(account: Account) -> list[int]:
@@ -68,9 +72,14 @@ def _year_range(year: int):
 
 
 def detail(
-    account: Account, year: int | None = None, kind: str | None = None, page: int = 1
+    account: Account,
+    year: int | None = None,
+    kind: str | None = None,
+    page: int = 1,
+    known_years: list[int] | None = None,
 ) -> DetailPage:
-    """One page (20 rows) of the detail, newest first; an out-of-range page gives the last."""
+    """One page (20 rows) of the detail, newest first; an out-of-range page gives the last.
+    ``known_years``: ``years(account)`` when the caller has just read it."""
     query = DepositRecord.select().where(DepositRecord.account == account)
     if year:
         query = query.where(_year_range(year))
@@ -86,7 +95,9 @@ def detail(
             page, PER_PAGE
         )
     )
-    return DetailPage(rows, total, page, pages, year, kind, years(account))
+    if known_years is None:
+        known_years = years(account)
+    return DetailPage(rows, total, page, pages, year, kind, known_years)
 
 
 @dataclass
