@@ -214,13 +214,18 @@ class Prepared:
     def first(self, *values):
         """The first row as the query would give it (a model instance), or None."""
         query, cursor = self._execute(values)
-        wrapper = query._get_cursor_wrapper(cursor)
-        for row in wrapper:
-            return row
-        return None
+        try:
+            for row in query._get_cursor_wrapper(cursor):
+                return row
+            return None
+        finally:
+            cursor.close()  # an unfinished statement would keep a pooled SQLite read open
 
     def scalar(self, *values):
         """The first column of the first row (a count), or None."""
         _query, cursor = self._execute(values)
-        row = cursor.fetchone()
+        try:
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
         return row[0] if row else None
