@@ -401,9 +401,11 @@ class Doc:
 
 
 def warm_up() -> None:
-    """Parse the CJK font now (a server's master process calls this before forking its
-    workers, so they share it and none pays for it on its first document)."""
+    """Parse the CJK font and decode the seal now (a server's master process calls this before
+    forking its workers, so they share both and none pays for them on its first document)."""
+    pdf = FPDF()
+    _add_seal_image(pdf)
     try:
-        add_cjk_font(FPDF(), "cjk", *cjk_font())
+        add_cjk_font(pdf, "cjk", *cjk_font())
     except FontMissing:
         pass  # documents will say so when one is asked for

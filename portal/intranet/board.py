@@ -106,18 +106,25 @@ def index():
     return redirect(url_for(".board", direction=directions[0]))
 
 
-@bp.get(f"/<{DIRECTION}:direction>")
-def board(direction: str):
-    _check_board(direction)
-    form, filters = _filters(direction, request.args)
-    view = cases.board(
+def _board_view(direction: str, filters, values, only: set[str] | None = None):
+    """The board as the logged-in user sees it today; ``values`` (the request's args or form)
+    say how many cards each column shows."""
+    return cases.board(
         common.staff_user(),
         direction,
         filters,
         common.today(),
         common.holiday_overrides(per_request=True),
-        shown=_shown(request.args),
+        shown=_shown(values),
+        only=only,
     )
+
+
+@bp.get(f"/<{DIRECTION}:direction>")
+def board(direction: str):
+    _check_board(direction)
+    form, filters = _filters(direction, request.args)
+    view = _board_view(direction, filters, request.args)
     return _render(
         "intranet/board.html",
         "intranet/_board_body.html",
@@ -331,15 +338,7 @@ def _move_answer(
     direction = case.direction
     _form, filters = _filters(direction, request.values)
     wanted = {s for s in states | {case.state} if s in casestates.COLUMNS[direction]}
-    view = cases.board(
-        common.staff_user(),
-        direction,
-        filters,
-        common.today(),
-        common.holiday_overrides(per_request=True),
-        shown=_shown(request.values),
-        only=wanted,
-    )
+    view = _board_view(direction, filters, request.values, only=wanted)
     before = g.get("board_before")
     if before is not None and not wanted <= set(before):
         before = None  # the card is in a column the client did not describe: whole columns

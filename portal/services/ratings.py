@@ -114,24 +114,17 @@ def _item_name(code: str) -> str:
 
 
 def _case_rater(case: ProxyCase) -> tuple[tuple[str, int], str]:
-    depositor = None
-    if case.depositor_id:
-        depositor = Depositor.get_or_none(Depositor.id == case.depositor_id)
-    if depositor is None:
-        depositor = Depositor.get_or_none(Depositor.resident_id == case.applicant_id_no)
-    if depositor is not None:
-        return ("depositor", depositor.id), mask_name(depositor.name)
-    return ("applicant", case.id), mask_name(case.applicant_name)
+    """Who rates a case: the linked depositor, else the depositor whose ID number is the
+    applicant's, else the applicant; with the masked name."""
+    return _case_raters([case])[case.id]
 
 
 def _case_raters(
     cases: list[ProxyCase], known: Depositor | None = None
 ) -> dict[int, tuple[tuple[str, int], str]]:
     """``_case_rater`` for many cases in at most two queries: {case id: (rater, masked name)}.
-
-    ``known`` (the logged-in depositor) is taken as already read, so their own cases need no
-    query; the lookups are otherwise the same: the linked depositor, else the one whose ID
-    number is the applicant's, else the applicant."""
+    ``known`` (the logged-in depositor) is taken as already read: their own cases need no
+    query."""
     by_id: dict[int, Depositor] = {known.id: known} if known is not None else {}
     wanted = {c.depositor_id for c in cases if c.depositor_id and c.depositor_id not in by_id}
     if wanted:
