@@ -221,6 +221,14 @@ class Prepared:
         finally:
             cursor.close()  # an unfinished statement would keep a pooled SQLite read open
 
+    def all(self, *values) -> list:
+        """Every row as the query would give it (model instances, in its order)."""
+        query, cursor = self._execute(values)
+        try:
+            return list(query._get_cursor_wrapper(cursor))
+        finally:
+            cursor.close()
+
     def scalar(self, *values):
         """The first column of the first row (a count), or None."""
         _query, cursor = self._execute(values)

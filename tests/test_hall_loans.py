@@ -207,3 +207,25 @@ def test_someone_elses_payoff_receipt_is_404(client, other_depositor):
     payout = _repay(loan)
     login_depositor(client, other_depositor)
     assert client.get(f"/me/loans/{loan.id}/payoff/{payout.id}").status_code == 404
+
+
+def test_a_loan_is_seen_by_its_borrower_and_co_borrower_only(other_depositor):
+    from portal.models import Depositor
+
+    loan = Loan.select().where(Loan.depositor != other_depositor).first()
+    Loan.update(co_borrower=other_depositor).where(Loan.id == loan.id).execute()
+    mine = loans.loan_view(loan.depositor, loan.id, TODAY)
+    theirs = loans.loan_view(other_depositor, loan.id, TODAY)
+    assert (mine.role, theirs.role) == ("borrower", "co_borrower")
+    assert [r.id for r in mine.repayments] == [
+        r.id
+        for r in LoanRepayment.select()
+        .where(LoanRepayment.loan == loan)
+        .order_by(LoanRepayment.paid_on, LoanRepayment.id)
+    ]
+    assert mine.rate == loans.current_rate(loan, TODAY)
+    stranger = Depositor.get(Depositor.id.not_in([loan.depositor_id, other_depositor.id]))
+    with pytest.raises(loans.NotFound):
+        loans.loan_view(stranger, loan.id, TODAY)
+    with pytest.raises(loans.NotFound):
+        loans.loan_view(loan.depositor, 10**9, TODAY)

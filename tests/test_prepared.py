@@ -7,7 +7,7 @@ import pytest
 from peewee import fn
 
 from portal.db import Prepared
-from portal.models import Depositor, Employer, EmployerOperator, Notice
+from portal.models import Account, Depositor, Employer, EmployerOperator, Notice
 
 
 def test_a_row_comes_back_as_the_plain_select_gives_it(depositor):
@@ -88,3 +88,18 @@ def test_the_wrong_number_of_values_is_refused():
         by_id.first()
     with pytest.raises(TypeError):
         by_id.first(1, 2)
+
+
+def test_all_rows_in_the_query_order_and_none_is_an_empty_list():
+    by_employer = Prepared(
+        lambda emp: Account.select().where(Account.employer == emp).order_by(Account.id.desc()),
+        1,
+    )
+    employer = Employer.select().join(Account).first()
+    plain = list(Account.select().where(Account.employer == employer).order_by(Account.id.desc()))
+    got = by_employer.all(employer.id)
+    assert len(got) >= 1 and [a.id for a in got] == [a.id for a in plain]
+    assert [a.__data__ for a in got] == [a.__data__ for a in plain]  # Decimal, dates alike
+    assert by_employer.all(10**9) == []
+    with pytest.raises(TypeError):
+        by_employer.all()
