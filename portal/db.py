@@ -5,17 +5,19 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from contextlib import contextmanager
 
-from peewee import DatabaseProxy, Node, PostgresqlDatabase, SqliteDatabase
+from peewee import DatabaseProxy, Node, OperationalError, PostgresqlDatabase, SqliteDatabase
 from playhouse.db_url import parse
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 db = DatabaseProxy()
 
+BUSY_TIMEOUT_MS = 10000
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
-    "busy_timeout": 10000,
+    "busy_timeout": BUSY_TIMEOUT_MS,
     "foreign_keys": 1,
     "synchronous": "normal",
 }
@@ -76,7 +78,42 @@ class _ReclaimingPool:
         return len(ended)
 
 
-class SqlitePool(_ReclaimingPool, PooledSqliteDatabase):
+class _QuickWriterHandoff:
+    """``BEGIN IMMEDIATE`` that waits for the write lock in short steps.
+
+    SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25 … 100 ms between tries, so a
+    writer that arrives while another holds the lock for 2 ms often sleeps 8 ms or more, and
+    under a few concurrent writers (card moves from several counters) the waits add up to
+    tens of milliseconds. Writers here retry every 0.2–1 ms instead, for as long as the busy
+    timeout allows, then fail with "database is locked" as before (issue 10). Other
+    statements keep SQLite's busy handler.
+    """
+
+    def begin(self, lock_type=None):
+        if lock_type != "IMMEDIATE":
+            return super().begin(lock_type)
+        conn = self.connection()
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+            pause = 0.0002
+            while True:
+                try:
+                    return super().begin(lock_type)
+                except OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() >= deadline:
+                        raise
+                time.sleep(pause)
+                pause = min(pause * 1.5, 0.001)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+
+class Sqlite(_QuickWriterHandoff, SqliteDatabase):
+    pass
+
+
+class SqlitePool(_QuickWriterHandoff, _ReclaimingPool, PooledSqliteDatabase):
     pass
 
 
@@ -105,7 +142,7 @@ def make_database(url: str, root: str | None = None, pooled: bool = False):
             # A pooled connection serves whichever thread checks it out next (one at a time).
             # ``timeout`` is the pool's wait here; SQLite's own wait is the busy_timeout pragma.
             return SqlitePool(path, pragmas=SQLITE_PRAGMAS, check_same_thread=False, **pool)
-        return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=10)
+        return Sqlite(path, pragmas=SQLITE_PRAGMAS, timeout=10)
     url = url.replace("psycopg3://", "postgresql://", 1).replace("postgres://", "postgresql://", 1)
     params = parse(url)
     if pooled:
@@ -237,3 +274,33 @@ class Prepared:
         finally:
             cursor.close()
         return row[0] if row else None
+
+
+class Shapes:
+    """A family of prepared statements whose SQL differs by a *shape*: a small hashable
+    description such as a role's visibility or a board column. ``build(shape, *slots)`` gives
+    the query of one shape; each shape's statement is built once per dialect, like
+    :class:`Prepared`.
+
+        by_state = Shapes(lambda state, pk: Case.select().where(...), 1)
+        by_state["accepted"].all(pk)
+
+    Shapes must come from a bounded set (never from user input): past ``MAX_SHAPES`` the
+    statements are built again on every call instead of kept.
+    """
+
+    MAX_SHAPES = 256
+
+    def __init__(self, build, arity: int):
+        self._build = build
+        self._arity = arity
+        self._by_shape: dict = {}
+
+    def __getitem__(self, shape) -> Prepared:
+        found = self._by_shape.get(shape)
+        if found is None:
+            build = self._build
+            found = Prepared(lambda *slots: build(shape, *slots), self._arity)
+            if len(self._by_shape) < self.MAX_SHAPES:
+                self._by_shape[shape] = found
+        return found

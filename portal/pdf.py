@@ -59,9 +59,15 @@ def cjk_font() -> tuple[str, int]:
 # (read-only) and the decompiled tables the subsetter reads (glyph order, cmap, hmtx, post).
 # Every document gets its own font object and its own fontTools font, lazily opened, into which
 # copies of those tables are put; its glyphs are made from the raw outlines on first use, so
-# the subsetter (which edits tables and glyphs in place) never touches shared state. The
-# output is byte-for-byte what add_font gives (tests/test_pdf_font_cache.py); with an fpdf2
-# this code does not know, or a font it would have to patch, documents fall back to add_font.
+# the subsetter (which edits tables and glyphs in place) never touches shared state.
+#
+# Writing the subset does not recompute bounding boxes (fontTools' recalcBBoxes): that decoded
+# and re-encoded every glyph of every document (40 % of a certificate's time). The glyphs keep
+# the face's own data, bounds included, and the header tables keep the whole face's overall
+# bounds, which still enclose the subset's (fpdf2's font descriptor gives the whole face's
+# too). Otherwise the document is what add_font gives: same text, subset, outlines and pixels
+# (tests/test_pdf_font_cache.py). With an fpdf2 this code does not know, or a font it would
+# have to patch, documents fall back to add_font.
 
 _FONT_LOCK = threading.Lock()
 _FONT_TEMPLATES: dict[tuple[str, int], _FontTemplate | None] = {}
@@ -108,6 +114,18 @@ class _FontTemplate:
         for table in self.cmap.tables:
             table.ttFont = None  # decompiled: the parsed font need not stay alive
         self.reverse_glyph_order = {name: gid for gid, name in enumerate(self.glyph_order)}
+        # per character map: glyph name -> its code points, so a document's maps can be cut
+        # down to its own glyphs before subsetting (see _DocumentSubsetMap)
+        self.codes_of: list[dict[str, list[int]] | None] = []
+        for table in self.cmap.tables:
+            by_glyph = None
+            if table.isUnicode() and table.format != 14:
+                by_glyph = {}
+                for code, name in table.cmap.items():
+                    by_glyph.setdefault(name, []).append(code)
+            self.codes_of.append(by_glyph)
+        # what the subsetter always keeps besides the document's glyphs (recommended_glyphs)
+        self.always = set(self.glyph_order[:4])
         self.hmtx = copy.copy(tt["hmtx"])
         # vertical metrics, when the face has them (WenQuanYi does): decompiled once too
         self.vmtx = copy.copy(tt["vmtx"]) if "vmtx" in tt else None
@@ -136,7 +154,9 @@ class _FontTemplate:
     def ttfont(self) -> ttLib.TTFont:
         """This document's fontTools font: the file opened lazily (the small tables are read
         from it), the big decompiled tables copied in, the glyphs fresh on first use."""
-        tt = ttLib.TTFont(self.path, recalcTimestamp=False, fontNumber=self.index, lazy=True)
+        tt = ttLib.TTFont(
+            self.path, recalcBBoxes=False, recalcTimestamp=False, fontNumber=self.index, lazy=True
+        )
         tt.setGlyphOrder(list(self.glyph_order))
         tt._reverseGlyphOrderDict = dict(self.reverse_glyph_order)
         tt.tables["hmtx"] = copy.copy(self.hmtx)
@@ -161,8 +181,35 @@ class _FontTemplate:
         font.missing_glyphs = []
         font.biggest_size_pt = 0
         font._hbfont = None
-        font.subset = SubsetMap(font)
+        font.subset = _DocumentSubsetMap(font, self)
         pdf.fonts[font.fontkey] = font
+
+
+class _DocumentSubsetMap(SubsetMap):
+    """fpdf2's map of the characters a document uses, which also cuts the document's copy of
+    the character maps down to those glyphs when fpdf2 asks for them, right before it subsets
+    the font. fontTools' subsetter then filters a few hundred entries instead of every code
+    point of the face, four times (issue 10: ~10 ms a certificate); what it keeps is the same,
+    so the bytes are too (tests/test_pdf_font_cache.py)."""
+
+    def __init__(self, font: TTFFont, template: _FontTemplate):
+        super().__init__(font)
+        self._template = template
+        self._font = font
+
+    def get_all_glyph_names(self):
+        names = super().get_all_glyph_names()
+        keep = set(names) | self._template.always
+        tables = self._font.ttfont["cmap"].tables
+        for table, codes_of in zip(tables, self._template.codes_of, strict=True):
+            if codes_of is None:
+                continue
+            cut = {}
+            for name in keep:
+                for code in codes_of.get(name, ()):
+                    cut[code] = name
+            table.cmap = {code: cut[code] for code in sorted(cut)}
+        return names
 
 
 def _font_template(path: str, index: int) -> _FontTemplate | None:

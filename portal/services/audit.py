@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from portal.db import locked, write_tx
+from portal.db import Prepared, locked, write_tx
 from portal.models import AuditHead, AuditLog, utcnow
 
 RETENTION_DAYS = 180
@@ -47,6 +47,10 @@ def row_hash(
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+# The chain's head, locked (issue 10: every audited change reads it; built once).
+_HEAD = Prepared(lambda pk: locked(AuditHead.select().where(AuditHead.id == pk)).limit(1), 1)
+
+
 def record(
     actor: str, action: str, target_type: str = "", target_id="", ip: str = "", **detail
 ) -> AuditLog:
@@ -55,7 +59,7 @@ def record(
     ip = ip or ""
     detail = json.loads(json.dumps(detail, ensure_ascii=False, default=str))
     with write_tx():
-        head = locked(AuditHead.select().where(AuditHead.id == 1)).first()
+        head = _HEAD.first(1)
         prev = head.last_hash if head else ""
         digest = row_hash(prev, at, actor, action, target_type, target_id, detail, ip)
         row = AuditLog.create(

@@ -21,7 +21,7 @@ from datetime import date, datetime
 from peewee import JOIN, fn
 
 from portal import items
-from portal.db import Prepared, locked, write_tx
+from portal.db import Prepared, Shapes, locked, write_tx
 from portal.models import (
     Attachment,
     CaseComment,
@@ -95,6 +95,28 @@ def board_directions(user: StaffUser) -> tuple[str, ...]:
     return ()
 
 
+def _visibility(user: StaffUser) -> tuple[str, int | None]:
+    """Which cases this user may see, as a kind and a department (see :func:`visible_clause`)."""
+    if user.role in ("liaison", "auditor"):
+        return "all", None
+    if user.role == "handler" and user.department_id:
+        return "department", user.department_id
+    if user.role == "clerk" and user.department_id:
+        return "outbound", user.department_id
+    return "none", None
+
+
+def _visible(kind: str, department):
+    """The WHERE clause of a visibility kind; ``department`` is a value or a prepared Slot."""
+    if kind == "all":
+        return ProxyCase.id.is_null(False)
+    if kind == "department":
+        return ProxyCase.department == department
+    if kind == "outbound":
+        return (ProxyCase.direction == OUTBOUND) & (ProxyCase.department == department)
+    return ProxyCase.id.is_null()
+
+
 def visible_clause(user: StaffUser):
     """WHERE clause of the cases this user may see.
 
@@ -102,29 +124,35 @@ def visible_clause(user: StaffUser):
     and the outbound cases accepted at their department's window; a clerk their department's
     outbound cases; anyone else none.
     """
-    if user.role in ("liaison", "auditor"):
-        return ProxyCase.id.is_null(False)
-    if user.role == "handler" and user.department_id:
-        return ProxyCase.department == user.department_id
-    if user.role == "clerk" and user.department_id:
-        return (ProxyCase.direction == OUTBOUND) & (ProxyCase.department == user.department_id)
-    return ProxyCase.id.is_null()
+    return _visible(*_visibility(user))
 
 
 _BY_ID = Prepared(lambda pk: ProxyCase.select().where(ProxyCase.id == pk).limit(1), 1)
+# One case as this user may see it, plain or locked for a change (issue 10: built once per
+# visibility kind; a move reads its case twice).
+_VISIBLE_BY_ID = Shapes(
+    lambda kind, pk, dept: ProxyCase.select().where((ProxyCase.id == pk) & _visible(kind, dept)),
+    2,
+)
+_LOCKED_BY_ID = Shapes(
+    lambda kind, pk, dept: locked(
+        ProxyCase.select().where((ProxyCase.id == pk) & _visible(kind, dept))
+    ),
+    2,
+)
 
 
 def get_case(user: StaffUser, case_id: int) -> ProxyCase:
-    case = ProxyCase.get_or_none((ProxyCase.id == case_id) & visible_clause(user))
+    kind, dept = _visibility(user)
+    case = _VISIBLE_BY_ID[kind].first(case_id, dept)
     if case is None:
         raise NotFound
     return case
 
 
 def _locked_case(user: StaffUser, case_id: int) -> ProxyCase:
-    case = locked(
-        ProxyCase.select().where((ProxyCase.id == case_id) & visible_clause(user))
-    ).first()
+    kind, dept = _visibility(user)
+    case = _LOCKED_BY_ID[kind].first(case_id, dept)
     if case is None:
         raise NotFound
     return case
@@ -447,8 +475,8 @@ def card(user: StaffUser, case_id: int, today: date, overrides=None) -> Card:
     return _card(user, row, today, overrides)
 
 
-def _aggregates(cond) -> dict[str, tuple]:
-    rows = (
+def _aggregate_query(cond):
+    return (
         ProxyCase.select(
             ProxyCase.state,
             fn.COUNT(ProxyCase.id),
@@ -460,7 +488,38 @@ def _aggregates(cond) -> dict[str, tuple]:
         .group_by(ProxyCase.state)
         .tuples()
     )
+
+
+def _aggregates(cond) -> dict[str, tuple]:
+    return _aggregate_rows(_aggregate_query(cond))
+
+
+def _aggregate_rows(rows) -> dict[str, tuple]:
     return {s: (int(n), str(m), int(v or 0), int(i or 0)) for s, n, m, v, i in rows}
+
+
+# The unfiltered board's statements (issue 10: most boards are shown without filters, and a
+# move answers with its columns; peewee's SQL building was half of a move's time). A shape is
+# (visibility kind, direction, the columns asked for) for the counts, and (visibility kind,
+# direction, state) for a column's cards; the values are the department and the card limit.
+def _unfiltered(kind: str, dept, direction: str, states: tuple[str, ...] | None):
+    cond = _visible(kind, dept) & (ProxyCase.direction == direction)
+    if states is not None:
+        cond &= ProxyCase.state.in_(list(states))
+    return cond
+
+
+_BOARD_COUNTS = Shapes(
+    lambda shape, dept: _aggregate_query(_unfiltered(shape[0], dept, shape[1], shape[2])), 1
+)
+_BOARD_CARDS = Shapes(
+    lambda shape, dept, n: (
+        _card_query(_unfiltered(shape[0], dept, shape[1], None) & (ProxyCase.state == shape[2]))
+        .order_by(*_order(shape[1], shape[2]))
+        .limit(n)
+    ),
+    2,
+)
 
 
 def _token(today: date, shown: int, aggregate: tuple | None) -> str:
@@ -468,14 +527,24 @@ def _token(today: date, shown: int, aggregate: tuple | None) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
+def _wip_keys(direction: str) -> dict[str, str]:
+    return {WIP_KEY.format(direction=direction, state=s): s for s in cs.COLUMNS[direction]}
+
+
+_WIP_ROWS = Shapes(
+    lambda direction, today: (
+        Setting.select(Setting.key, Setting.value)
+        .where(Setting.key.in_(list(_wip_keys(direction))) & (Setting.effective_from <= today))
+        .order_by(Setting.key, Setting.effective_from.desc())
+    ),
+    1,
+)
+
+
 def wip_limits(direction: str, today: date) -> dict[str, int]:
     """Column limits (WIP) the admin set for a board, in effect today."""
-    keys = {WIP_KEY.format(direction=direction, state=s): s for s in cs.COLUMNS[direction]}
-    rows = (
-        Setting.select(Setting.key, Setting.value)
-        .where(Setting.key.in_(list(keys)) & (Setting.effective_from <= today))
-        .order_by(Setting.key, Setting.effective_from.desc())
-    )
+    keys = _wip_keys(direction)
+    rows = _WIP_ROWS[direction].all(today)
     out: dict[str, int] = {}
     seen = set()
     for row in rows:
@@ -518,25 +587,32 @@ def board(
     their cards (the others are left out)."""
     if direction not in board_directions(user):
         raise NotFound
-    cond = _board_clause(user, direction, filters, today)
-    unfiltered_cond = visible_clause(user) & (ProxyCase.direction == direction)
-    if only is not None:  # some columns (a move's answer): not every case ever closed
-        cond &= ProxyCase.state.in_(sorted(only))
-        unfiltered_cond &= ProxyCase.state.in_(sorted(only))
-    aggregates = _aggregates(cond)
+    kind, dept = _visibility(user)
+    states = tuple(sorted(only)) if only is not None else None  # a move's answer: its columns
+    counts = _aggregate_rows(_BOARD_COUNTS[kind, direction, states].all(dept))
     if filters.active:
-        unfiltered = _aggregates(unfiltered_cond)
-        totals = {s: a[0] for s, a in unfiltered.items()}
+        cond = _board_clause(user, direction, filters, today)
+        if states is not None:  # not every case ever closed
+            cond &= ProxyCase.state.in_(list(states))
+        aggregates = _aggregates(cond)
     else:
-        totals = {s: a[0] for s, a in aggregates.items()}
+        aggregates = counts
+    totals = {s: a[0] for s, a in counts.items()}
     limits = wip_limits(direction, today)
     columns = []
     for state in cs.COLUMNS[direction]:
         if only is not None and state not in only:
             continue
         n = _shown(shown, state)
-        rows = _card_query(cond & (ProxyCase.state == state)).order_by(*_order(direction, state))
-        cards = [_card(user, row, today, overrides) for row in rows.limit(n)]
+        if filters.active:
+            rows = (
+                _card_query(cond & (ProxyCase.state == state))
+                .order_by(*_order(direction, state))
+                .limit(n)
+            )
+        else:
+            rows = _BOARD_CARDS[kind, direction, state].all(dept, n)
+        cards = [_card(user, row, today, overrides) for row in rows]
         agg = aggregates.get(state)
         columns.append(
             Column(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import date
 
+from portal.db import Prepared
 from portal.models import HolidayOverride, Setting
+
+_OVERRIDES = Prepared(lambda: HolidayOverride.select(), 0)  # issue 10: built once
 
 
 def holiday_overrides() -> dict[date, bool]:
-    return {row.day: row.is_workday for row in HolidayOverride.select()}
+    return {row.day: row.is_workday for row in _OVERRIDES.all()}
 
 
 def value_on(key: str, on: date, default: str | None = None) -> str | None:
