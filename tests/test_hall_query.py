@@ -125,6 +125,33 @@ def test_detail_service_filters_and_pages():
     assert deposits.years(account)[0] == TODAY.year
 
 
+def test_detail_is_the_plain_query_for_every_filter_and_page():
+    """The detail's statements are built once per filter shape (issue 10); each shape and
+    page gives what the plain query gives."""
+    from datetime import date
+
+    from portal.models import DepositRecord
+
+    account = Account.select().where(Account.status == "正常").first()
+    year = deposits.years(account)[1]
+    for y, kind in ((None, None), (year, None), (None, "汇缴"), (year, "结息"), (None, "不存在")):
+        plain = DepositRecord.select().where(DepositRecord.account == account)
+        if y:
+            plain = plain.where(DepositRecord.posted_on.between(date(y, 1, 1), date(y, 12, 31)))
+        if kind in deposits.KINDS:
+            plain = plain.where(DepositRecord.kind == kind)
+        ordered = list(plain.order_by(DepositRecord.posted_on.desc(), DepositRecord.id.desc()))
+        first = deposits.detail(account, y, kind, 1)
+        assert first.total == len(ordered)
+        for number in range(1, first.pages + 1):
+            page = deposits.detail(account, y, kind, number)
+            want = ordered[(number - 1) * 20 : number * 20]
+            assert [r.id for r in page.rows] == [r.id for r in want], (y, kind, number)
+        last = deposits.detail(account, y, kind, first.pages + 5)  # out of range: the last
+        assert last.page == first.pages
+    assert deposits.detail(account, 1990).total == 0
+
+
 def test_annual_statement_adds_up(client, depositor):
     account = Account.get(Account.depositor == depositor)
     year = TODAY.year - 1

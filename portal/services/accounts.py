@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from peewee import JOIN, fn
 
+from portal.db import Prepared
 from portal.models import Account, Depositor, DepositRecord, Employer, EmployerOperator, Loan
 
 
@@ -20,26 +21,42 @@ class DepositorSummary:
     active_loans: list[Loan]
 
 
-def depositor_summary(depositor: Depositor, recent: int = 5) -> DepositorSummary:
-    account = (
+# The summary's three reads, built once (issue 10: the hall's front page; building their SQL
+# took longer than running it).
+_ACCOUNT = Prepared(
+    lambda me: (
         Account.select(Account, Employer)
         .join(Employer, on=(Account.employer == Employer.id), join_type=JOIN.LEFT_OUTER)
-        .where(Account.depositor == depositor)
-        .first()
-    )
+        .where(Account.depositor == me)
+        .limit(1)
+    ),
+    1,
+)
+_RECENT = Prepared(
+    lambda account, n: (
+        DepositRecord.select()
+        .where(DepositRecord.account == account)
+        .order_by(DepositRecord.posted_on.desc(), DepositRecord.id.desc())
+        .limit(n)
+    ),
+    2,
+)
+_ACTIVE_LOANS = Prepared(
+    lambda me, status: (
+        Loan.select()
+        .where((Loan.depositor == me) & (Loan.status == status))
+        .order_by(Loan.disbursed_on)
+    ),
+    2,
+)
+
+
+def depositor_summary(depositor: Depositor, recent: int = 5) -> DepositorSummary:
+    account = _ACCOUNT.first(depositor.id)
     records: list[DepositRecord] = []
     if account is not None:
-        records = list(
-            DepositRecord.select()
-            .where(DepositRecord.account == account)
-            .order_by(DepositRecord.posted_on.desc(), DepositRecord.id.desc())
-            .limit(recent)
-        )
-    loans = list(
-        Loan.select()
-        .where((Loan.depositor == depositor) & (Loan.status == "active"))
-        .order_by(Loan.disbursed_on)
-    )
+        records = _RECENT.all(account.id, recent)
+    loans = _ACTIVE_LOANS.all(depositor.id, "active")
     return DepositorSummary(
         depositor=depositor,
         account=account,

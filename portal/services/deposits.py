@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from peewee import fn
 
-from portal.db import Prepared
+from portal.db import Prepared, Shapes
 from portal.models import DEPOSIT_KINDS as KINDS
 from portal.models import Account, Depositor, DepositRecord, Employer
 from portal.rules.ids import mask_resident_id
@@ -52,14 +52,20 @@ def account_of(depositor: Depositor) -> Account | None:
     return _ACCOUNT_OF.first(depositor.id)  # every hall page of the account: built once
 
 
+_SPAN = Prepared(
+    lambda pk: (
+        DepositRecord.select(fn.MIN(DepositRecord.posted_on), fn.MAX(DepositRecord.posted_on))
+        .where(DepositRecord.account == pk)
+        .tuples()
+    ),
+    1,
+)
+
+
 def years(account: Account) -> list[int]:
     """Years with records, newest first."""
-    first, last = (
-        DepositRecord.select(fn.MIN(DepositRecord.posted_on), fn.MAX(DepositRecord.posted_on))
-        .where(DepositRecord.account == account)
-        .tuples()
-        .first()
-    ) or (None, None)
+    rows = _SPAN.all(account.id)
+    first, last = rows[0] if rows else (None, None)
     if first is None:
         return []
     return list(range(last.year, first.year - 1, -1))
@@ -71,6 +77,36 @@ def _year_range(year: int):
     )
 
 
+def _detail_query(shape, account, first, last, kind):
+    """The detail's rows; ``shape`` says whether a year and a kind narrow them."""
+    with_year, with_kind = shape
+    query = DepositRecord.select().where(DepositRecord.account == account)
+    if with_year:
+        query = query.where((DepositRecord.posted_on >= first) & (DepositRecord.posted_on <= last))
+    if with_kind:
+        query = query.where(DepositRecord.kind == kind)
+    return query
+
+
+# The detail's count and page, built once per shape (issue 10: a page of the 缴存明细 is the
+# hall's most frequent htmx request).
+_DETAIL_COUNT = Shapes(
+    lambda shape, account, first, last, kind: (
+        _detail_query(shape, account, first, last, kind).select(fn.COUNT(DepositRecord.id)).tuples()
+    ),
+    4,
+)
+_DETAIL_PAGE = Shapes(
+    lambda shape, account, first, last, kind, limit, offset: (
+        _detail_query(shape, account, first, last, kind)
+        .order_by(DepositRecord.posted_on.desc(), DepositRecord.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ),
+    6,
+)
+
+
 def detail(
     account: Account,
     year: int | None = None,
@@ -80,21 +116,14 @@ def detail(
 ) -> DetailPage:
     """One page (20 rows) of the detail, newest first; an out-of-range page gives the last.
     ``known_years``: ``years(account)`` when the caller has just read it."""
-    query = DepositRecord.select().where(DepositRecord.account == account)
-    if year:
-        query = query.where(_year_range(year))
-    if kind in KINDS:
-        query = query.where(DepositRecord.kind == kind)
-    else:
+    if kind not in KINDS:
         kind = None
-    total = query.count()
+    shape = (bool(year), kind is not None)
+    first, last = (date(year, 1, 1), date(year, 12, 31)) if year else (None, None)
+    total = _DETAIL_COUNT[shape].scalar(account.id, first, last, kind) or 0
     pages = max(1, -(-total // PER_PAGE))
     page = min(max(1, page), pages)
-    rows = list(
-        query.order_by(DepositRecord.posted_on.desc(), DepositRecord.id.desc()).paginate(
-            page, PER_PAGE
-        )
-    )
+    rows = _DETAIL_PAGE[shape].all(account.id, first, last, kind, PER_PAGE, (page - 1) * PER_PAGE)
     if known_years is None:
         known_years = years(account)
     return DetailPage(rows, total, page, pages, year, kind, known_years)
