@@ -14,6 +14,9 @@ from __future__ import annotations
 import copy
 import os
 import threading
+from array import array
+from bisect import bisect_left
+from collections.abc import Mapping
 from datetime import date
 from io import BytesIO
 from pathlib import Path
@@ -79,30 +82,63 @@ _TTF_SLOTS = frozenset(
 )
 
 
-class _RawGlyphs(dict):
-    """Glyph name -> raw 'glyf' bytes, shared by every document; each read makes a new Glyph,
-    so what one document's subsetter does to its glyphs stays in that document."""
+class _RawGlyphs(Mapping):
+    """Glyph name -> glyph, from the face's raw 'glyf' table (one bytes object and its offsets,
+    shared by every document); each read makes a new Glyph, so what one document's subsetter
+    does to its glyphs stays in that document."""
 
-    __slots__ = ()
+    def __init__(self, gids: dict[str, int], blob: bytes, offsets: array):
+        self._gids, self._blob, self._offsets = gids, blob, offsets
+
+    def _data(self, gid: int) -> bytes:
+        return self._blob[self._offsets[gid] : self._offsets[gid + 1]]
 
     def __getitem__(self, name):
-        return _Glyph(dict.__getitem__(self, name))
+        return _Glyph(self._data(self._gids[name]))
 
     def get(self, name, default=None):
-        data = dict.get(self, name)
-        return default if data is None else _Glyph(data)
+        gid = self._gids.get(name)
+        return default if gid is None else _Glyph(self._data(gid))
 
-    def values(self):
-        return [_Glyph(data) for data in dict.values(self)]
+    def __contains__(self, name):
+        return name in self._gids
 
-    def items(self):
-        return [(name, _Glyph(data)) for name, data in dict.items(self)]
+    def __iter__(self):
+        return iter(self._gids)
+
+    def __len__(self):
+        return len(self._gids)
+
+
+class _Metrics(Mapping):
+    """Glyph name -> (advance, side bearing), as fontTools' hmtx / vmtx ``metrics`` gives it,
+    kept in two arrays instead of a dict of tuples (tens of thousands of glyphs)."""
+
+    def __init__(self, gids: dict[str, int], metrics: dict, order: list[str]):
+        self._gids = gids
+        self._advance = array("i", (metrics[name][0] for name in order))
+        self._bearing = array("i", (metrics[name][1] for name in order))
+
+    def __getitem__(self, name):
+        gid = self._gids[name]
+        return (self._advance[gid], self._bearing[gid])
+
+    def __contains__(self, name):
+        return name in self._gids
+
+    def __iter__(self):
+        return iter(self._gids)
+
+    def __len__(self):
+        return len(self._gids)
 
 
 class _FontTemplate:
     def __init__(self, path: str, index: int, font: TTFFont):
         """Copies what documents share from ``font`` (fpdf2's add_font, not yet written), so
-        ``font`` itself can still serve one document."""
+        ``font`` itself can still serve one document. The parsed face is shared by every
+        worker a server forks, so it is kept compact: arrays and one bytes object where
+        fontTools keeps a Python object per glyph (issue 10: worker memory)."""
         self.path, self.index = path, index
         tt = font.ttfont
         self.glyph_order = list(tt.getGlyphOrder())
@@ -114,30 +150,46 @@ class _FontTemplate:
         for table in self.cmap.tables:
             table.ttFont = None  # decompiled: the parsed font need not stay alive
         self.reverse_glyph_order = {name: gid for gid, name in enumerate(self.glyph_order)}
-        # per character map: glyph name -> its code points, so a document's maps can be cut
-        # down to its own glyphs before subsetting (see _DocumentSubsetMap)
-        self.codes_of: list[dict[str, list[int]] | None] = []
-        for table in self.cmap.tables:
-            by_glyph = None
-            if table.isUnicode() and table.format != 14:
-                by_glyph = {}
-                for code, name in table.cmap.items():
-                    by_glyph.setdefault(name, []).append(code)
-            self.codes_of.append(by_glyph)
+        # glyph id -> its code points in any Unicode character map, as two sorted arrays, so
+        # a document's maps can be cut down to its own glyphs before subsetting
+        pairs = sorted(
+            {
+                (self.reverse_glyph_order[name], code)
+                for table in self.cmap.tables
+                if table.isUnicode() and table.format != 14
+                for code, name in table.cmap.items()
+            }
+        )
+        self.code_gids = array("i", (gid for gid, _code in pairs))
+        self.codes = array("i", (code for _gid, code in pairs))
         # what the subsetter always keeps besides the document's glyphs (recommended_glyphs)
         self.always = set(self.glyph_order[:4])
         self.hmtx = copy.copy(tt["hmtx"])
+        self.hmtx.metrics = _Metrics(self.reverse_glyph_order, tt["hmtx"].metrics, self.glyph_order)
         # vertical metrics, when the face has them (WenQuanYi does): decompiled once too
-        self.vmtx = copy.copy(tt["vmtx"]) if "vmtx" in tt else None
+        self.vmtx = None
+        if "vmtx" in tt:
+            self.vmtx = copy.copy(tt["vmtx"])
+            self.vmtx.metrics = _Metrics(
+                self.reverse_glyph_order, tt["vmtx"].metrics, self.glyph_order
+            )
         self.post = copy.copy(tt["post"])
-        glyf = tt["glyf"]
-        self.glyf = copy.copy(glyf)
+        self.glyf = copy.copy(tt["glyf"])
         self.glyf.glyphs = _RawGlyphs(
-            (name, getattr(glyph, "data", b"")) for name, glyph in glyf.glyphs.items()
+            self.reverse_glyph_order,
+            tt.reader["glyf"],
+            array("I", (int(offset) for offset in tt["loca"])),
         )
         self.font = copy.copy(font)
         self.font.ttfont = None
         self.font.subset = None
+
+    def codes_of(self, gid: int):
+        """The code points that map to glyph ``gid`` in some Unicode character map."""
+        i = bisect_left(self.code_gids, gid)
+        while i < len(self.code_gids) and self.code_gids[i] == gid:
+            yield self.codes[i]
+            i += 1
 
     @staticmethod
     def usable(font: TTFFont) -> bool:
@@ -199,16 +251,18 @@ class _DocumentSubsetMap(SubsetMap):
 
     def get_all_glyph_names(self):
         names = super().get_all_glyph_names()
-        keep = set(names) | self._template.always
-        tables = self._font.ttfont["cmap"].tables
-        for table, codes_of in zip(tables, self._template.codes_of, strict=True):
-            if codes_of is None:
-                continue
-            cut = {}
-            for name in keep:
-                for code in codes_of.get(name, ()):
-                    cut[code] = name
-            table.cmap = {code: cut[code] for code in sorted(cut)}
+        template = self._template
+        keep = set(names) | template.always
+        codes = sorted(
+            code
+            for name in keep
+            if name in template.reverse_glyph_order
+            for code in template.codes_of(template.reverse_glyph_order[name])
+        )
+        for table in self._font.ttfont["cmap"].tables:
+            if table.isUnicode() and table.format != 14:
+                full = table.cmap
+                table.cmap = {code: full[code] for code in codes if full.get(code) in keep}
         return names
 
 
@@ -223,6 +277,11 @@ def _font_template(path: str, index: int) -> _FontTemplate | None:
             if _FontTemplate.usable(probe.fonts["cjk"]):
                 template = _FontTemplate(path, index, probe.fonts["cjk"])
             probe.fonts["cjk"].close()
+            # fpdf2 memoizes SubsetMap.pick / get_glyph per map in class-wide caches that it
+            # clears when a document is written; the probe is never written, and the caches
+            # would keep it, and the whole parsed face with it, alive (~12 MB).
+            SubsetMap.pick.cache_clear()
+            SubsetMap.get_glyph.cache_clear()
             _FONT_TEMPLATES[key] = template
         return _FONT_TEMPLATES[key]
 

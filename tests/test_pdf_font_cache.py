@@ -155,3 +155,23 @@ def test_the_seal_decoded_once_gives_the_same_bytes(monkeypatch):
     again = sealed()
     monkeypatch.setattr(pdf, "_add_seal_image", lambda _pdf: None)
     assert cached == again == sealed()
+
+
+def test_the_template_keeps_no_parsed_face_alive(monkeypatch):
+    """The template keeps compact copies; fontTools' parsed face (a Python object per glyph,
+    tens of MB shared by every forked worker) is let go, even though fpdf2's class-wide caches
+    would hold the probe document's font until a document is written (issue 10: memory)."""
+    import gc
+
+    from fontTools.ttLib import TTFont
+
+    def alive() -> int:
+        gc.collect()
+        return sum(isinstance(o, TTFont) for o in gc.get_objects())
+
+    monkeypatch.setattr(pdf, "_FONT_TEMPLATES", {})
+    before = alive()
+    template = pdf._font_template(*pdf.cjk_font())
+    assert template is not None
+    assert alive() == before
+    assert "郑洁" in pdf_text(_document("证明", "郑洁"))  # and it still makes documents
