@@ -1,13 +1,16 @@
 """Production settings for `make serve` (gunicorn). Override with GUNICORN_* or flags.
 
 The application is loaded once in the master and the workers are forked from it
-(``preload_app``): the code, the translations and the parsed CJK font of the PDFs are read
-once and their memory pages are shared by every worker (``gc.freeze`` keeps the collector
-from writing to them), a recycled worker starts at once, and no worker pays for parsing the
-font on its first certificate. The master's pooled database connections are closed before it
-forks, so no worker shares a connection with another.
+(``preload_app``): the code, the compiled templates, the translations and the parsed CJK font
+and modules of the PDFs are loaded once (``portal.warm_up``) and their memory pages are shared
+by every worker (``gc.freeze`` keeps the collector from writing to them), a recycled worker
+starts at once, and no worker pays for them on its first page or certificate. The master's
+pooled database connections are closed before it forks, so no worker shares a connection
+with another.
 """
 
+import ctypes
+import ctypes.util
 import gc
 import multiprocessing
 import os
@@ -36,11 +39,22 @@ def when_ready(server):
     shares, then freeze it out of the garbage collector's reach before the workers fork."""
     if not preload_app:
         return
-    from portal.pdf import warm_up
+    from portal import warm_up
 
-    warm_up()
+    warm_up(server.app.wsgi())
     gc.collect()
+    _return_free_memory()
     gc.freeze()
+
+
+def _return_free_memory():
+    """Give the C heap's free pages back to the system before forking (glibc's malloc_trim):
+    parsing the font and writing the first document freed tens of MB that every worker would
+    otherwise inherit as resident memory."""
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 def pre_fork(server, worker):

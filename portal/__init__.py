@@ -279,3 +279,24 @@ def _errors(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(e):
         return render_error(400, "页面已过期或请求来源无效，请刷新后重试")
+
+
+def warm_up(app: Flask) -> None:
+    """Load now what requests would otherwise load one worker at a time: every template
+    compiled, every catalogue read, one throwaway PDF written (the font, the seal, the PDF
+    modules). gunicorn's master calls this before it forks (gunicorn.conf.py), so the workers
+    share all of it instead of each building its own copy on first use (issue 10: memory)."""
+    from flask_babel import force_locale, get_translations
+
+    from portal import i18n, pdf
+
+    env = app.jinja_env
+    if env.cache is not None and env.cache.capacity < len(env.list_templates()) + 50:
+        env.cache = type(env.cache)(len(env.list_templates()) + 200)  # keep them all
+    for name in env.list_templates(extensions=("html", "txt", "xml")):
+        env.get_template(name)
+    with app.test_request_context("/"):
+        for locale in i18n.LANGUAGES:
+            with force_locale(locale):
+                get_translations()
+    pdf.warm_up()

@@ -88,6 +88,7 @@ class _RawGlyphs(Mapping):
     does to its glyphs stays in that document."""
 
     def __init__(self, gids: dict[str, int], blob: bytes, offsets: array):
+        """``blob[offsets[gid]:offsets[gid + 1]]`` is glyph ``gid``'s data."""
         self._gids, self._blob, self._offsets = gids, blob, offsets
 
     def _data(self, gid: int) -> bytes:
@@ -174,11 +175,21 @@ class _FontTemplate:
                 self.reverse_glyph_order, tt["vmtx"].metrics, self.glyph_order
             )
         self.post = copy.copy(tt["post"])
+        # The face's file, kept in memory: each document's fontTools font reads its small
+        # tables from it (no file handle per document), and the glyphs are slices of it.
+        self.file_bytes = Path(path).read_bytes()
+        glyf_data = tt.reader["glyf"]
+        entry = tt.reader.tables["glyf"]
+        base = getattr(entry, "offset", None)
+        if base is None or self.file_bytes[base : base + len(glyf_data)] != glyf_data:
+            blob, base = glyf_data, 0  # not a plain table of the file
+        else:
+            blob = self.file_bytes
         self.glyf = copy.copy(tt["glyf"])
         self.glyf.glyphs = _RawGlyphs(
             self.reverse_glyph_order,
-            tt.reader["glyf"],
-            array("I", (int(offset) for offset in tt["loca"])),
+            blob,
+            array("I", (base + int(offset) for offset in tt["loca"])),
         )
         self.font = copy.copy(font)
         self.font.ttfont = None
@@ -204,10 +215,14 @@ class _FontTemplate:
         )
 
     def ttfont(self) -> ttLib.TTFont:
-        """This document's fontTools font: the file opened lazily (the small tables are read
-        from it), the big decompiled tables copied in, the glyphs fresh on first use."""
+        """This document's fontTools font: the face read lazily from the bytes in memory (the
+        small tables), the big decompiled tables copied in, the glyphs fresh on first use."""
         tt = ttLib.TTFont(
-            self.path, recalcBBoxes=False, recalcTimestamp=False, fontNumber=self.index, lazy=True
+            BytesIO(self.file_bytes),  # shares the bytes: no copy, no file handle
+            recalcBBoxes=False,
+            recalcTimestamp=False,
+            fontNumber=self.index,
+            lazy=True,
         )
         tt.setGlyphOrder(list(self.glyph_order))
         tt._reverseGlyphOrderDict = dict(self.reverse_glyph_order)
@@ -507,11 +522,18 @@ class Doc:
 
 
 def warm_up() -> None:
-    """Parse the CJK font and decode the seal now (a server's master process calls this before
-    forking its workers, so they share both and none pays for them on its first document)."""
+    """Parse the CJK font, decode the seal and write one throwaway document now (a server's
+    master process calls this before forking its workers, so they share the font, the seal
+    and every module a document needs — subsetting, QR codes, images — and none pays for them,
+    in time or in memory of its own, on its first document)."""
     pdf = FPDF()
     _add_seal_image(pdf)
     try:
         add_cjk_font(pdf, "cjk", *cjk_font())
     except FontMissing:
-        pass  # documents will say so when one is asked for
+        return  # documents will say so when one is asked for
+    doc = Doc("住房公积金管理中心", "预热", number="0", issued_on=date(2026, 1, 1))
+    doc.fields([("姓名", "王芳")])
+    doc.qr("https://example.invalid/verify/0", "核验码")
+    doc.seal(on=date(2026, 1, 1))
+    doc.output()
