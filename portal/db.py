@@ -230,13 +230,27 @@ class Prepared:
     def __init__(self, build, arity: int):
         self._build = build
         self._arity = arity
+        self._model = None  # the queried model, learnt on the first build
+        self._first: tuple = (None, None)
         self._compiled: dict[bool, tuple] = {}
 
-    def _compile(self):
-        key = is_postgres()
+    def _database(self):
+        """The database the query's model uses now: the application's handle, or the one a
+        script bound the models to (``Model.bind``)."""
+        if self._model is None:
+            first = self._build(*(Slot(i) for i in range(self._arity)))
+            self._model = first.model
+            self._first = (is_postgres(), first)  # compiled below when the dialect is this one
+        database = self._model._meta.database
+        return database.obj if isinstance(database, DatabaseProxy) else database
+
+    def _compile(self, database):
+        key = isinstance(database, PostgresqlDatabase)
         compiled = self._compiled.get(key)
         if compiled is None:
-            query = self._build(*(Slot(i) for i in range(self._arity)))
+            first_key, query = self._first
+            if first_key != key:
+                query = self._build(*(Slot(i) for i in range(self._arity)))
             sql, params = query.sql()
             compiled = self._compiled[key] = (query, sql, tuple(params))
         return compiled
@@ -244,9 +258,10 @@ class Prepared:
     def _execute(self, values):
         if len(values) != self._arity:
             raise TypeError(f"expected {self._arity} values, got {len(values)}")
-        query, sql, params = self._compile()
+        database = self._database()
+        query, sql, params = self._compile(database)
         bound = [values[p.index] if isinstance(p, _Marker) else p for p in params]
-        return query, db.execute_sql(sql, bound)
+        return query, database.execute_sql(sql, bound)
 
     def first(self, *values):
         """The first row as the query would give it (a model instance), or None."""

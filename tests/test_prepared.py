@@ -103,3 +103,23 @@ def test_all_rows_in_the_query_order_and_none_is_an_empty_list():
     assert by_employer.all(10**9) == []
     with pytest.raises(TypeError):
         by_employer.all()
+
+
+def test_it_runs_on_the_database_the_model_is_bound_to(tmp_path):
+    """Scripts (the browser tests' set-up, the benchmark) bind the models to a database of
+    their own without the application's handle; a prepared query follows the model."""
+    from datetime import date
+
+    from peewee import SqliteDatabase
+
+    from portal.models import Setting
+
+    by_key = Prepared(lambda key: Setting.select().where(Setting.key == key), 1)
+    assert by_key.all("bound-only") == []  # the application's database first
+    other = SqliteDatabase(str(tmp_path / "other.db"))
+    with other.bind_ctx([Setting]):
+        Setting.create_table()
+        Setting.create(key="bound-only", value="1", effective_from=date(2026, 1, 1))
+        assert [s.value for s in by_key.all("bound-only")] == ["1"]
+    assert by_key.all("bound-only") == []  # and back
+    other.close()
