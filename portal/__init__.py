@@ -291,9 +291,10 @@ def warm_up(app: Flask) -> None:
     from portal import i18n, pdf
 
     env = app.jinja_env
-    if env.cache is not None and env.cache.capacity < len(env.list_templates()) + 50:
-        env.cache = type(env.cache)(len(env.list_templates()) + 200)  # keep them all
-    for name in env.list_templates(extensions=("html", "txt", "xml")):
+    names = env.list_templates(extensions=("html", "txt", "xml"))
+    if env.cache is not None and env.cache.capacity < len(names) + 50:
+        env.cache = type(env.cache)(len(names) + 200)  # keep them all
+    for name in names:
         env.get_template(name)
     with app.test_request_context("/"):
         for locale in i18n.LANGUAGES:

@@ -82,14 +82,32 @@ _TTF_SLOTS = frozenset(
 )
 
 
-class _RawGlyphs(Mapping):
+class _ByGlyphName(Mapping):
+    """A read-only mapping keyed by the face's glyph names (``gids``: name -> glyph id, shared
+    with the template), its values kept by glyph id."""
+
+    def __init__(self, gids: dict[str, int]):
+        self._gids = gids
+
+    def __contains__(self, name):
+        return name in self._gids
+
+    def __iter__(self):
+        return iter(self._gids)
+
+    def __len__(self):
+        return len(self._gids)
+
+
+class _RawGlyphs(_ByGlyphName):
     """Glyph name -> glyph, from the face's raw 'glyf' table (one bytes object and its offsets,
     shared by every document); each read makes a new Glyph, so what one document's subsetter
     does to its glyphs stays in that document."""
 
     def __init__(self, gids: dict[str, int], blob: bytes, offsets: array):
         """``blob[offsets[gid]:offsets[gid + 1]]`` is glyph ``gid``'s data."""
-        self._gids, self._blob, self._offsets = gids, blob, offsets
+        super().__init__(gids)
+        self._blob, self._offsets = blob, offsets
 
     def _data(self, gid: int) -> bytes:
         return self._blob[self._offsets[gid] : self._offsets[gid + 1]]
@@ -101,22 +119,13 @@ class _RawGlyphs(Mapping):
         gid = self._gids.get(name)
         return default if gid is None else _Glyph(self._data(gid))
 
-    def __contains__(self, name):
-        return name in self._gids
 
-    def __iter__(self):
-        return iter(self._gids)
-
-    def __len__(self):
-        return len(self._gids)
-
-
-class _Metrics(Mapping):
+class _Metrics(_ByGlyphName):
     """Glyph name -> (advance, side bearing), as fontTools' hmtx / vmtx ``metrics`` gives it,
     kept in two arrays instead of a dict of tuples (tens of thousands of glyphs)."""
 
     def __init__(self, gids: dict[str, int], metrics: dict, order: list[str]):
-        self._gids = gids
+        super().__init__(gids)
         self._advance = array("i", (metrics[name][0] for name in order))
         self._bearing = array("i", (metrics[name][1] for name in order))
 
@@ -124,14 +133,10 @@ class _Metrics(Mapping):
         gid = self._gids[name]
         return (self._advance[gid], self._bearing[gid])
 
-    def __contains__(self, name):
-        return name in self._gids
 
-    def __iter__(self):
-        return iter(self._gids)
-
-    def __len__(self):
-        return len(self._gids)
+def _maps_code_points(table) -> bool:
+    """A character map from Unicode code points to glyphs (not the variation sequences)."""
+    return table.isUnicode() and table.format != 14
 
 
 class _FontTemplate:
@@ -157,7 +162,7 @@ class _FontTemplate:
             {
                 (self.reverse_glyph_order[name], code)
                 for table in self.cmap.tables
-                if table.isUnicode() and table.format != 14
+                if _maps_code_points(table)
                 for code, name in table.cmap.items()
             }
         )
@@ -262,7 +267,6 @@ class _DocumentSubsetMap(SubsetMap):
     def __init__(self, font: TTFFont, template: _FontTemplate):
         super().__init__(font)
         self._template = template
-        self._font = font
 
     def get_all_glyph_names(self):
         names = super().get_all_glyph_names()
@@ -274,8 +278,8 @@ class _DocumentSubsetMap(SubsetMap):
             if name in template.reverse_glyph_order
             for code in template.codes_of(template.reverse_glyph_order[name])
         )
-        for table in self._font.ttfont["cmap"].tables:
-            if table.isUnicode() and table.format != 14:
+        for table in self.font.ttfont["cmap"].tables:
+            if _maps_code_points(table):
                 full = table.cmap
                 table.cmap = {code: full[code] for code in codes if full.get(code) in keep}
         return names
@@ -526,13 +530,10 @@ def warm_up() -> None:
     master process calls this before forking its workers, so they share the font, the seal
     and every module a document needs — subsetting, QR codes, images — and none pays for them,
     in time or in memory of its own, on its first document)."""
-    pdf = FPDF()
-    _add_seal_image(pdf)
     try:
-        add_cjk_font(pdf, "cjk", *cjk_font())
+        doc = Doc("住房公积金管理中心", "预热", number="0", issued_on=date(2026, 1, 1))
     except FontMissing:
         return  # documents will say so when one is asked for
-    doc = Doc("住房公积金管理中心", "预热", number="0", issued_on=date(2026, 1, 1))
     doc.fields([("姓名", "王芳")])
     doc.qr("https://example.invalid/verify/0", "核验码")
     doc.seal(on=date(2026, 1, 1))

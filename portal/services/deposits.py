@@ -64,17 +64,19 @@ _SPAN = Prepared(
 
 def years(account: Account) -> list[int]:
     """Years with records, newest first."""
-    rows = _SPAN.all(account.id)
-    first, last = rows[0] if rows else (None, None)
+    first, last = _SPAN.first(account.id) or (None, None)
     if first is None:
         return []
     return list(range(last.year, first.year - 1, -1))
 
 
-def _year_range(year: int):
-    return (DepositRecord.posted_on >= date(year, 1, 1)) & (
-        DepositRecord.posted_on <= date(year, 12, 31)
-    )
+def _year_bounds(year: int) -> tuple[date, date]:
+    return date(year, 1, 1), date(year, 12, 31)
+
+
+def _posted_between(first, last):
+    """Records posted from ``first`` to ``last`` inclusive (values or prepared Slots)."""
+    return (DepositRecord.posted_on >= first) & (DepositRecord.posted_on <= last)
 
 
 def _detail_query(shape, account, first, last, kind):
@@ -82,7 +84,7 @@ def _detail_query(shape, account, first, last, kind):
     with_year, with_kind = shape
     query = DepositRecord.select().where(DepositRecord.account == account)
     if with_year:
-        query = query.where((DepositRecord.posted_on >= first) & (DepositRecord.posted_on <= last))
+        query = query.where(_posted_between(first, last))
     if with_kind:
         query = query.where(DepositRecord.kind == kind)
     return query
@@ -119,7 +121,7 @@ def detail(
     if kind not in KINDS:
         kind = None
     shape = (bool(year), kind is not None)
-    first, last = (date(year, 1, 1), date(year, 12, 31)) if year else (None, None)
+    first, last = _year_bounds(year) if year else (None, None)
     total = _DETAIL_COUNT[shape].scalar(account.id, first, last, kind) or 0
     pages = max(1, -(-total // PER_PAGE))
     page = min(max(1, page), pages)
@@ -166,7 +168,7 @@ def annual_statement(account: Account, year: int, today: date) -> Statement:
     opening = opening if opening is not None else ZERO
     lines = list(
         DepositRecord.select()
-        .where((DepositRecord.account == account) & _year_range(year))
+        .where((DepositRecord.account == account) & _posted_between(*_year_bounds(year)))
         .order_by(DepositRecord.posted_on, DepositRecord.id)
     )
     totals: dict[str, Decimal] = {}

@@ -78,14 +78,7 @@ def pct(rate: Decimal) -> str:
 _RATE_ROWS = Prepared(
     lambda key: Setting.select().where(Setting.key == key).order_by(Setting.effective_from), 1
 )
-_OWN_LOAN = Prepared(
-    lambda me, pk: (
-        Loan.select()
-        .where(((Loan.depositor == me) | (Loan.co_borrower == me)) & (Loan.id == pk))
-        .limit(1)
-    ),
-    2,
-)
+_OWN_LOAN = Prepared(lambda me, pk: own_loans_query(me).where(Loan.id == pk).limit(1), 2)
 _REPAYMENTS = Prepared(
     lambda pk: (
         LoanRepayment.select()
