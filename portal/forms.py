@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 
+from babel import support
+from flask import current_app, has_request_context
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
+from wtforms.i18n import messages_path
 from wtforms.meta import DefaultMeta
 from wtforms.validators import DataRequired, Length, Regexp, StopValidation, ValidationError
 
@@ -59,6 +64,29 @@ def _bind_field(self, form, unbound_field, options):
 
 
 DefaultMeta.bind_field = _bind_field
+
+
+# --- WTForms' own messages ("不是有效的小数" ...) in the request's language ------------------
+#
+# Flask-WTF reads WTForms' catalogue from disk again in every request that shows one of its
+# messages (issue 10: a quarter of a millisecond per form post); the catalogues do not change
+# while the process runs, so each language's is read once.
+
+
+@lru_cache(maxsize=8)
+def wtforms_catalogue(locale: str) -> support.Translations:
+    return support.Translations.load(messages_path(), [locale], domain="wtforms")
+
+
+def _get_translations(self, form):
+    if not current_app.config.get("WTF_I18N_ENABLED", True):
+        return DefaultMeta.get_translations(self, form)
+    if not has_request_context():
+        return None  # as Flask-WTF: WTForms' English messages
+    return wtforms_catalogue(str(get_locale()))
+
+
+FlaskForm.Meta.get_translations = _get_translations
 
 
 def resident_id_valid(form, field):

@@ -311,3 +311,33 @@ def test_invalid_htmx_form_answers_the_fragment_with_errors(client, depositor):
     r = client.get("/me/loans/quota?monthly_income=-5", headers={"HX-Request": "true"})
     assert r.status_code == 422 and "<html" not in r.get_data(as_text=True)
     assert "请输入 1–1,000,000 元" in soup(r).select_one("#quota .error").get_text()
+
+
+def test_wtforms_messages_follow_the_language_and_are_read_once(client, depositor, monkeypatch):
+    """WTForms' own messages come from its catalogue in the request's language; each language's
+    catalogue is read from disk once per process, not once per request (issue 10)."""
+    from babel import support
+
+    from portal import forms
+
+    forms.wtforms_catalogue.cache_clear()
+    loads = []
+    real_load = support.Translations.load
+
+    def counting_load(*args, **kwargs):
+        if kwargs.get("domain") == "wtforms":
+            loads.append(str((args[1] if len(args) > 1 else kwargs["locales"])[0]))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(support.Translations, "load", counting_load)
+    login_depositor(client, depositor)
+    for _ in range(3):
+        r = client.get("/me/loans/quota?monthly_income=abc")
+        assert "不是有效的小数" in soup(r).select_one(".field .error").get_text()
+    english = {"Accept-Language": "en"}
+    for _ in range(2):
+        r = client.get("/me/loans/quota?monthly_income=abc", headers=english)
+        assert r.status_code == 422
+        assert "Not a valid decimal value" in soup(r).select_one(".field .error").get_text()
+    assert sorted(loads) == ["en", "zh_Hans_CN"]
+    forms.wtforms_catalogue.cache_clear()
