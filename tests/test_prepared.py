@@ -123,3 +123,52 @@ def test_it_runs_on_the_database_the_model_is_bound_to(tmp_path):
         assert [s.value for s in by_key.all("bound-only")] == ["1"]
     assert by_key.all("bound-only") == []  # and back
     other.close()
+
+
+def test_rows_convert_alike_when_the_wrappers_set_up_is_reused(monkeypatch):
+    """The row wrapper's set-up (column names, converters, joined models) is worked out on the
+    first run, even one without rows, and reused: later runs give what a plain select gives —
+    joined rows, dicts, tuples — and do not work it out again."""
+    import peewee
+
+    resolved = []
+    real = peewee._resolve_model_columns
+
+    def counting(*args):
+        resolved.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(peewee, "_resolve_model_columns", counting)
+
+    def joined(pk):
+        return (
+            EmployerOperator.select(EmployerOperator, Employer)
+            .join(Employer)
+            .where(EmployerOperator.id == pk)
+        )
+
+    operators = list(EmployerOperator.select().order_by(EmployerOperator.id).limit(3))
+    assert len(operators) >= 2
+    resolved.clear()
+    by_id = Prepared(joined, 1)
+    assert by_id.first(10**9) is None  # no rows: set up all the same
+    for operator in operators * 2:
+        got = by_id.first(operator.id)
+        plain = joined(operator.id).get()
+        assert got.__data__ == plain.__data__
+        assert "employer" in got.__rel__ and got.employer.__data__ == plain.employer.__data__
+    assert len(resolved) == 1 + 6  # once for the prepared statement, once per plain select
+
+    as_dicts = Prepared(lambda pk: Account.select().where(Account.id <= pk).dicts(), 1)
+    as_tuples = Prepared(lambda pk: Account.select().where(Account.id <= pk).tuples(), 1)
+    for limit in (3, 1, 5):
+        assert as_dicts.all(limit) == list(Account.select().where(Account.id <= limit).dicts())
+        assert as_tuples.all(limit) == list(Account.select().where(Account.id <= limit).tuples())
+
+
+def test_named_tuples_are_set_up_per_run():
+    """The named-tuple wrapper's row constructor closes over its wrapper: not reused."""
+    by_id = Prepared(lambda pk: Account.select().where(Account.id <= pk).namedtuples(), 1)
+    first, second = by_id.all(2), by_id.all(3)
+    assert [r.id for r in second[: len(first)]] == [r.id for r in first]
+    assert second[0].balance == Account.get_by_id(second[0].id).balance
