@@ -76,6 +76,8 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
             raise ConfigError("PORTAL_SECRET_KEY must be set in production")
         cfg["SECRET_KEY"] = secrets.token_hex(32)
     if production:
+        if len(str(cfg["SECRET_KEY"])) < 32:
+            raise ConfigError("PORTAL_SECRET_KEY must be at least 32 characters")
         cfg["DEV_SMS_PAGE"] = False
         if not cfg["DATA_KEYS"] or not cfg["LOOKUP_KEY"]:
             raise ConfigError("PORTAL_DATA_KEYS and PORTAL_LOOKUP_KEY must be set in production")
@@ -84,8 +86,6 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
     redis_url = str(cfg["REDIS_URL"])
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("PORTAL_REDIS_URL must start with redis://, rediss:// or unix://")
-        if len(str(cfg["SECRET_KEY"])) < 32:
-            raise ConfigError("PORTAL_SECRET_KEY must be at least 32 characters")
     url = str(cfg["DATABASE_URL"])
     if not url.startswith(("sqlite://", "postgres://", "postgresql://", "psycopg3://")):
         raise ConfigError(f"PORTAL_DATABASE_URL: unsupported scheme in {url.split(':', 1)[0]!r}")

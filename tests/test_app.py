@@ -108,6 +108,8 @@ def test_production_refuses_to_start_without_secrets():
 
     with pytest.raises(config.ConfigError, match="SECRET_KEY"):
         config.load({"ENV": "production"}, environ={})
+    with pytest.raises(config.ConfigError, match="at least 32 characters"):
+        config.load({"ENV": "production", "SECRET_KEY": "x" * 31}, environ={})
     with pytest.raises(config.ConfigError, match="DATA_KEYS"):
         config.load({"ENV": "production", "SECRET_KEY": "x" * 40}, environ={})
     with pytest.raises(config.ConfigError, match="REDIS_URL"):
