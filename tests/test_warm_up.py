@@ -19,3 +19,46 @@ def test_warm_up_compiles_every_template_and_prepares_the_pdf_font(app, client, 
     # pages still render after it, in both languages
     assert "住房公积金" in client.get("/").get_data(as_text=True)
     assert client.get("/?lang=en").status_code == 200
+
+
+def _under_gunicorn_conf(database_url: str) -> str:
+    """Read gunicorn.conf.py as gunicorn's master does (before the application), then load
+    the application and run a query; prints whether peewee found the PostgreSQL driver."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+    env["PORTAL_DATABASE_URL"] = database_url
+    code = (
+        "import runpy; runpy.run_path('gunicorn.conf.py')\n"
+        "import peewee, portal\n"
+        "app = portal.create_app()\n"
+        "from portal.db import db\n"
+        "with app.app_context():\n"
+        "    assert db.execute_sql('SELECT 1').fetchone()[0] == 1\n"
+        "print('driver', peewee.psycopg is not None)\n"
+    )
+    done = subprocess.run(  # noqa: S603 - our own interpreter and a fixed script
+        [sys.executable, "-c", code],
+        cwd=root,
+        env={**env, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_the_server_leaves_the_postgresql_driver_out_on_sqlite(tmp_path):
+    """gunicorn.conf.py keeps psycopg out of an SQLite server (its libraries cost every worker
+    about 12 MB) and in a PostgreSQL one."""
+    import os
+
+    assert "driver False" in _under_gunicorn_conf(f"sqlite:///{tmp_path / 'x.db'}")
+    url = os.environ.get("TEST_DATABASE_URL", "")
+    if url.startswith("postgres"):
+        assert "driver True" in _under_gunicorn_conf(url)
