@@ -422,7 +422,8 @@ def test_two_centers_carry_a_case_all_the_way_round(centers, center_context):
 
     centers.peer.serve()  # Beijing is back (same port and database); retry by hand
     waiting.get_by_role("button", name="立即重试").click()
-    expect(outbox.locator(".alert")).to_contain_text("重新排队")
+    # requeued; or, on a slow machine, the worker's own retry delivered it just before the click
+    expect(outbox.locator(".alert")).to_contain_text(re.compile("重新排队|该报文已送达，无需重试"))
     sent = outbox.locator("#outbox-sent tbody tr", has_text=case_no)
     expect(sent).to_contain_text("业务传递", timeout=EXCHANGE_WAIT)  # the page polls
     expect(outbox.locator("#outbox-pending tbody tr", has_text=case_no)).to_have_count(0)
