@@ -14,7 +14,12 @@ import ctypes.util
 import gc
 import multiprocessing
 import os
+import secrets
+import shutil
+import subprocess
 import sys
+import tempfile
+import time
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
@@ -33,6 +38,8 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
 control_socket_disable = True
+# PDF renderer processes (portal/documents.py); 0 writes the documents in the workers.
+pdf_renderers = int(os.environ.get("GUNICORN_PDF_RENDERERS", min(2, multiprocessing.cpu_count())))
 
 
 def _without_postgresql_driver():
@@ -52,8 +59,10 @@ _without_postgresql_driver()
 
 
 def when_ready(server):
-    """The application is loaded (in the master, with preload_app): warm what every worker
-    shares, then freeze it out of the garbage collector's reach before the workers fork."""
+    """The application is loaded (in the master, with preload_app): start the PDF renderer,
+    warm what every worker shares, then freeze it out of the garbage collector's reach before
+    the workers fork."""
+    _start_pdf_renderer(server)
     if not preload_app:
         return
     from portal import warm_up
@@ -72,6 +81,54 @@ def _return_free_memory():
         ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to do
         pass
+
+
+_renderer: dict = {}
+
+
+def _start_pdf_renderer(server):
+    """The PDF renderer (``python -m portal.documents``): a process of its own that writes
+    every document, so the workers never load the PDF libraries and the CJK font (issue 10:
+    ~40 MB per worker). Its socket lives in a private directory and it only answers those who
+    know the key made here; the workers inherit both through their environment. If it does
+    not start, the workers write the documents themselves."""
+    if pdf_renderers <= 0:
+        return
+    folder = tempfile.mkdtemp(prefix="hpf-pdf-")  # mode 0700
+    address = os.path.join(folder, "renderer.sock")
+    key = secrets.token_hex(32)
+    env = {k: v for k, v in os.environ.items() if k != "PORTAL_PDF_RENDERER"}
+    env["PORTAL_PDF_RENDERER_KEY"] = key
+    process = subprocess.Popen(  # noqa: S603 - this interpreter, our own module
+        [sys.executable, "-m", "portal.documents", address, "--processes", str(pdf_renderers)],
+        env=env,
+        cwd=os.path.dirname(os.path.abspath(__file__)),
+    )
+    deadline = time.monotonic() + 30
+    while not os.path.exists(address):
+        if process.poll() is not None or time.monotonic() > deadline:
+            server.log.warning("PDF renderer did not start: the workers write the documents")
+            process.kill()
+            shutil.rmtree(folder, ignore_errors=True)
+            return
+        time.sleep(0.05)
+    os.environ["PORTAL_PDF_RENDERER"] = address
+    os.environ["PORTAL_PDF_RENDERER_KEY"] = key
+    _renderer.update(process=process, folder=folder)
+    server.log.info("PDF renderer %s started (%d processes)", process.pid, pdf_renderers)
+
+
+def on_exit(server):
+    """gunicorn stops: stop the PDF renderer with it."""
+    process = _renderer.get("process")
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    if _renderer.get("folder"):
+        shutil.rmtree(_renderer["folder"], ignore_errors=True)
 
 
 def pre_fork(server, worker):

@@ -402,6 +402,9 @@ class Server:
         self.peak_pss = 0  # the largest PSS seen (shared library pages split between workers)
         self.window_rss = 0  # the largest VmRSS since the last reset
         self.workers_seen: set[int] = set()
+        # the PDF renderer's processes (portal/documents.py; not workers): the largest VmHWM
+        self.renderer_peak_hwm = 0
+        self.renderer_peak_pss = 0
         self._stop = threading.Event()
 
     def start(self) -> None:
@@ -442,14 +445,32 @@ class Server:
 
         return int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
 
-    def workers(self) -> list[int]:
-        if self.proc is None:
-            return []
-        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+    @staticmethod
+    def _children(pid: int) -> list[int]:
         try:
-            return [int(p) for p in path.read_text().split()]
+            return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
         except OSError:
             return []
+
+    @staticmethod
+    def _is_renderer(pid: int) -> bool:
+        try:
+            return b"portal.documents" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+
+    def workers(self) -> list[int]:
+        """gunicorn's workers: the master's children but the PDF renderer."""
+        if self.proc is None:
+            return []
+        return [pid for pid in self._children(self.proc.pid) if not self._is_renderer(pid)]
+
+    def renderers(self) -> list[int]:
+        """The PDF renderer's processes: the one gunicorn started and those it forked."""
+        if self.proc is None:
+            return []
+        first = [pid for pid in self._children(self.proc.pid) if self._is_renderer(pid)]
+        return first + [child for pid in first for child in self._children(pid)]
 
     @staticmethod
     def _status(pid: int) -> dict[str, int]:
@@ -481,6 +502,11 @@ class Server:
                 self.peak_hwm = max(self.peak_hwm, status.get("VmHWM", 0))
                 self.window_rss = max(self.window_rss, status.get("VmRSS", 0))
                 self.peak_pss = max(self.peak_pss, self._pss(pid))
+            for pid in self.renderers():
+                self.renderer_peak_hwm = max(
+                    self.renderer_peak_hwm, self._status(pid).get("VmHWM", 0)
+                )
+                self.renderer_peak_pss = max(self.renderer_peak_pss, self._pss(pid))
             time.sleep(0.2)
 
     def stop(self) -> None:
@@ -968,6 +994,8 @@ def bench_dataset(ds: Dataset, scale: float, quick: bool, only: set[str] | None 
     result["worker_peak_bytes"] = server.peak_hwm
     result["worker_peak_pss_bytes"] = server.peak_pss
     result["workers_seen"] = len(server.workers_seen)
+    result["renderer_peak_bytes"] = server.renderer_peak_hwm
+    result["renderer_peak_pss_bytes"] = server.renderer_peak_pss
     bare = result["scenarios"]["bare"]["levels"]
     for scenario in result["scenarios"].values():
         for users, level in scenario["levels"].items():
@@ -1048,12 +1076,22 @@ def checks(results: dict) -> list[dict]:
     return out
 
 
+def memory_line(run: dict) -> str:
+    line = (
+        f"workers' peak memory: RSS {run['worker_peak_bytes'] / MB:.0f} MB, "
+        f"PSS {run.get('worker_peak_pss_bytes', 0) / MB:.0f} MB"
+    )
+    if run.get("renderer_peak_bytes"):
+        line += (
+            f"; PDF renderer's: RSS {run['renderer_peak_bytes'] / MB:.0f} MB, "
+            f"PSS {run.get('renderer_peak_pss_bytes', 0) / MB:.0f} MB"
+        )
+    return line
+
+
 def print_table(results: dict) -> None:
     for name, run in results["runs"].items():
-        print(
-            f"\n{name}  (workers' peak memory: RSS {run['worker_peak_bytes'] / MB:.0f} MB, "
-            f"PSS {run.get('worker_peak_pss_bytes', 0) / MB:.0f} MB)"
-        )
+        print(f"\n{name}  ({memory_line(run)})")
         head = (
             f"{'scenario':22} {'users':>5} {'p50':>7} {'p95':>7} {'p99':>7} {'req/s':>7} "
             f"{'÷bare':>6} {'bytes':>8} {'L/S p95':>7} {'err':>4}"
@@ -1082,9 +1120,8 @@ def markdown(results: dict) -> str:
         out.append(
             f"### {name}\n\n{counts['depositors']:,} depositors, "
             f"{counts['deposit_records']:,} deposit records, {counts['loans']:,} loans, "
-            f"{counts['cases']:,} cases ({counts['open_cases']:,} open). Workers' peak memory: "
-            f"RSS {run['worker_peak_bytes'] / MB:.0f} MB, "
-            f"PSS {run.get('worker_peak_pss_bytes', 0) / MB:.0f} MB.\n"
+            f"{counts['cases']:,} cases ({counts['open_cases']:,} open). "
+            f"{memory_line(run)[0].upper()}{memory_line(run)[1:]}.\n"
         )
         out.append(
             "| scenario | users | p50 ms | p95 ms | p99 ms | req/s | ÷ bare | bytes "

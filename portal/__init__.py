@@ -283,12 +283,13 @@ def _errors(app: Flask) -> None:
 
 def warm_up(app: Flask) -> None:
     """Load now what requests would otherwise load one worker at a time: every template
-    compiled, every catalogue read, one throwaway PDF written (the font, the seal, the PDF
-    modules). gunicorn's master calls this before it forks (gunicorn.conf.py), so the workers
-    share all of it instead of each building its own copy on first use (issue 10: memory)."""
+    compiled, every catalogue read, and, unless a PDF renderer process writes the documents
+    (portal.documents), one throwaway PDF written (the font, the seal, the PDF modules).
+    gunicorn's master calls this before it forks (gunicorn.conf.py), so the workers share all
+    of it instead of each building its own copy on first use (issue 10: memory)."""
     from flask_babel import force_locale, get_translations
 
-    from portal import i18n, pdf
+    from portal import documents, i18n
 
     env = app.jinja_env
     names = env.list_templates(extensions=("html", "txt", "xml"))
@@ -300,4 +301,7 @@ def warm_up(app: Flask) -> None:
         for locale in i18n.LANGUAGES:
             with force_locale(locale):
                 get_translations()
-    pdf.warm_up()
+    if documents.renderer_address() is None:  # else the renderer process writes the PDFs
+        from portal import pdf
+
+        pdf.warm_up()

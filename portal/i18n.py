@@ -282,6 +282,8 @@ NOT_UI_CALLS = {
     "qr",
     "seal",
     "Doc",
+    "Document",
+    "copy_page",
     "send",
     "record",
     "debug",

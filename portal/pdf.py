@@ -7,6 +7,10 @@ an embedded CJK font subset, the seal image, and a verification QR code where th
     doc.qr(url, "扫码核验")
     doc.seal()
     pdf_bytes = doc.output()
+
+Services do not use this module directly: they record a :class:`portal.documents.Document`
+(the same arguments and blocks), which the PDF renderer process, or the calling process when
+there is none, writes with :func:`replay`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from fpdf.fonts import SubsetMap, TTFFont
 
+from portal.documents import BLOCKS, FontMissing
+
+__all__ = ["Doc", "FontMissing", "replay", "warm_up"]
+
 ROOT = Path(__file__).resolve().parent.parent
 SEAL = ROOT / "static" / "img" / "seal.png"
 FONT_CANDIDATES = (
@@ -35,10 +43,6 @@ FONT_CANDIDATES = (
     ("/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc", 2),
     ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", 2),
 )
-
-
-class FontMissing(RuntimeError):
-    pass
 
 
 def cjk_font() -> tuple[str, int]:
@@ -377,26 +381,37 @@ class Doc:
         pdf.set_author(center_name)
         pdf.set_creator("hpf-portal")
         self.pdf = pdf
-        pdf.set_font("cjk", size=11)
-        pdf.set_text_color(160, 20, 20)
-        pdf.cell(0, 7, center_name, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        pdf.set_text_color(0, 0, 0)
-        pdf.set_font("cjk", size=18)
-        pdf.cell(0, 12, title, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         meta = []
         if number:
             meta.append(f"编号：{number}")
         if issued_on:
             meta.append(f"日期：{issued_on:%Y年%m月%d日}")
+        self._header(title, "    ".join(meta))
+
+    def _header(self, title: str, meta: str) -> None:
+        """The center's name, the title, the number and date at the right, a red rule."""
+        pdf = self.pdf
+        pdf.set_font("cjk", size=11)
+        pdf.set_text_color(160, 20, 20)
+        pdf.cell(0, 7, pdf.center_name, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.set_text_color(0, 0, 0)
+        pdf.set_font("cjk", size=18)
+        pdf.cell(0, 12, title, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         if meta:
             pdf.set_font("cjk", size=9)
-            pdf.cell(0, 6, "    ".join(meta), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            pdf.cell(0, 6, meta, align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.set_draw_color(160, 20, 20)
         pdf.set_line_width(0.6)
         pdf.line(20, pdf.get_y() + 1, 190, pdf.get_y() + 1)
         pdf.set_draw_color(0, 0, 0)
         pdf.set_line_width(0.2)
         pdf.ln(5)
+
+    def copy_page(self, title: str, number: str | None, copy_label: str) -> Doc:
+        """A further copy (联) of the document on a new page, under the same heading."""
+        self.pdf.add_page()
+        self._header(title, f"编号：{number}    {copy_label}" if number else copy_label)
+        return self
 
     @property
     def width(self) -> float:
@@ -538,3 +553,15 @@ def warm_up() -> None:
     doc.qr("https://example.invalid/verify/0", "核验码")
     doc.seal(on=date(2026, 1, 1))
     doc.output()
+
+
+def replay(script: tuple) -> bytes:
+    """Write a document recorded by :class:`portal.documents.Document`: ``script`` is Doc's
+    positional and keyword arguments and the blocks, each (method, args, kwargs), in order."""
+    args, kwargs, blocks = script
+    doc = Doc(*args, **kwargs)
+    for name, block_args, block_kwargs in blocks:
+        if name not in BLOCKS:
+            raise ValueError(f"not a document block: {name!r}")
+        getattr(doc, name)(*block_args, **block_kwargs)
+    return doc.output()

@@ -137,6 +137,10 @@ class Browser:
         body = urllib.parse.urlencode(data, doseq=True).encode()
         return self._send(urllib.request.Request(self.at.base + path, data=body, method="POST"))
 
+    def get_bytes(self, path: str) -> tuple[int, bytes]:
+        with self.opener.open(urllib.request.Request(self.at.base + path), timeout=30) as r:
+            return r.status, r.read()
+
     def _send(self, request) -> tuple[int, str, str]:
         try:
             with self.opener.open(request, timeout=30) as r:
@@ -267,6 +271,45 @@ def test_login_on_one_is_valid_on_the_other_and_logout_ends_both(pair):
     token = browser.use(b).csrf("/me/")
     assert browser.use(b).post("/logout", {"csrf_token": token})[0] == 303
     assert browser.use(a).get("/me/")[0] == 302
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def test_certificates_are_written_by_the_pdf_renderer_not_the_workers(pair):
+    """gunicorn.conf.py starts the PDF renderer (portal/documents.py) beside the workers: a
+    certificate issued on one instance is written there, stored, and downloads alike from the
+    other; the workers never load the PDF libraries."""
+    from tests.conftest import pdf_text
+
+    a, b, _ = pair
+    children = _children(a.process.pid)
+    renderers = [pid for pid in children if "portal.documents" in _cmdline(pid)]
+    workers = [pid for pid in children if pid not in renderers]
+    assert len(renderers) == 1 and len(workers) == 2
+    rid, phone, depositor_id = _person(
+        "JOIN account a ON a.depositor_id = d.id "
+        "WHERE a.status = '正常' AND d.password_hash IS NOT NULL"
+    )
+    browser = Browser(a)
+    _login_depositor(browser, rid, phone)
+    token = browser.csrf("/me/certificates")
+    status, _, location = browser.post(
+        "/me/certificates", {"csrf_token": token, "addressee": "测试市住房公积金管理中心"}
+    )
+    assert status == 303 and re.search(r"/me/certificates/\d+$", location), location
+    status, data = browser.use(b).get_bytes(location.split(a.base)[-1] + ".pdf")
+    assert status == 200 and data.startswith(b"%PDF")
+    text = re.sub(r"\s+", "", pdf_text(data))
+    assert "住房公积金缴存使用证明" in text and "测试市住房公积金管理中心" in text
+    # fpdf2 loads Pillow's C library: mapped in the renderer, never in a worker
+    assert all("PIL/_imaging" not in Path(f"/proc/{pid}/maps").read_text() for pid in workers)
+    assert "PIL/_imaging" in Path(f"/proc/{renderers[0]}/maps").read_text()
 
 
 def test_concurrent_withdrawals_across_instances_pay_once(pair):

@@ -35,6 +35,7 @@ from peewee import IntegrityError
 
 from portal import items
 from portal.db import write_tx
+from portal.documents import Document
 from portal.models import (
     Attachment,
     CaseEvent,
@@ -222,11 +223,11 @@ def request_materials(
 
 
 def _notice_pdf(case: ProxyCase, outcome: str, note: str, done_on: date) -> bytes:
-    from portal.pdf import Doc
-
     center = self_center()
     peer_no = _peer_case_no(case) or ""
-    doc = Doc(center.name, "“跨省通办”业务办理结果告知书", number=case.case_no, issued_on=done_on)
+    doc = Document(
+        center.name, "“跨省通办”业务办理结果告知书", number=case.case_no, issued_on=done_on
+    )
     doc.fields(
         [
             ("受理中心", case.center.name),

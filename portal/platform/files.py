@@ -32,6 +32,7 @@ from flask import current_app
 
 from portal import items
 from portal.db import write_tx
+from portal.documents import Document
 from portal.models import (
     Attachment,
     Center,
@@ -365,9 +366,7 @@ def _demo_png(text: str) -> bytes:
 @lru_cache(maxsize=64)
 def _demo_pdf(title: str, lines: tuple[tuple[str, str], ...], center_name: str) -> bytes:
     """A sample 'scan' (rendered once per process: a CJK PDF takes about half a second)."""
-    from portal.pdf import Doc
-
-    doc = Doc(center_name, title, footer_note="演示扫描件，非真实材料")
+    doc = Document(center_name, title, footer_note="演示扫描件，非真实材料")
     doc.fields(list(lines))
     return doc.output()
 

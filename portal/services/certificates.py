@@ -17,6 +17,7 @@ from decimal import Decimal
 from peewee import JOIN, IntegrityError
 
 from portal.db import locked, write_tx
+from portal.documents import Document
 from portal.models import (
     Account,
     Certificate,
@@ -267,9 +268,7 @@ def issue_usage(
     valid_until = add_months(today, USAGE_VALID_MONTHS)
 
     def build(number: str, code: str) -> tuple[bytes, dict]:
-        from portal.pdf import Doc
-
-        doc = Doc(center_name, KIND_LABELS["usage"], number=number, issued_on=today)
+        doc = Document(center_name, KIND_LABELS["usage"], number=number, issued_on=today)
         doc.paragraph(f"{addressee}：")
         doc.paragraph(
             f"\u3000\u3000兹证明{depositor.name}（身份证号码：{depositor.resident_id}）在我中心缴存住房"
@@ -333,9 +332,9 @@ def retirement_receipt(
     paid_on = date.fromisoformat(d["on"])
 
     def build(number: str, code: str) -> tuple[bytes, dict]:
-        from portal.pdf import Doc
-
-        doc = Doc(center_name, KIND_LABELS["retirement_receipt"], number=number, issued_on=paid_on)
+        doc = Document(
+            center_name, KIND_LABELS["retirement_receipt"], number=number, issued_on=paid_on
+        )
         doc.fields(
             [
                 ("姓名", depositor.name),

@@ -9,6 +9,7 @@ from decimal import Decimal
 from peewee import fn
 
 from portal.db import Prepared, Shapes
+from portal.documents import Document
 from portal.models import DEPOSIT_KINDS as KINDS
 from portal.models import Account, Depositor, DepositRecord, Employer
 from portal.rules.ids import mask_resident_id
@@ -193,10 +194,8 @@ def annual_statement(account: Account, year: int, today: date) -> Statement:
 
 def statement_pdf(statement: Statement, center_name: str, today: date) -> bytes:
     """The annual statement as a PDF (masked ID: a statement is not an identity document)."""
-    from portal.pdf import Doc
-
     s = statement
-    doc = Doc(center_name, f"住房公积金个人账户 {s.year} 年度对账单", issued_on=today)
+    doc = Document(center_name, f"住房公积金个人账户 {s.year} 年度对账单", issued_on=today)
     doc.fields(
         [
             ("姓名", s.depositor.name),

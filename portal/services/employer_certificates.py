@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from peewee import fn
 
+from portal.documents import Document
 from portal.models import Certificate, DepositRecord, Employer, EmployerOperator
 from portal.rules.dates import add_months
 from portal.rules.ids import mask_resident_id
@@ -137,9 +138,7 @@ def issue(
     valid_until = add_months(today, USAGE_VALID_MONTHS)
 
     def build(number: str, code: str) -> tuple[bytes, dict]:
-        from portal.pdf import Doc
-
-        doc = Doc(center_name, KIND_LABELS[KIND], number=number, issued_on=today)
+        doc = Document(center_name, KIND_LABELS[KIND], number=number, issued_on=today)
         doc.paragraph(f"{addressee}：")
         doc.paragraph(
             f"\u3000\u3000兹证明{employer.name}（统一社会信用代码：{employer.credit_code}）在我中心"

@@ -1,4 +1,4 @@
-"""The counter's printable documents, in the portal's one PDF layout (``portal.pdf.Doc``).
+"""The counter's printable documents, in the portal's one PDF layout (``portal.pdf``).
 
 Forms printed for the applicant's signature carry the full resident ID (the deposit-place
 center matches people by it); the receipt and the notice, which the applicant carries
@@ -9,16 +9,13 @@ reprint reads the same as the first print.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from portal import items
+from portal.documents import Document
 from portal.models import Center, Department, ProxyCase
 from portal.rules.ids import mask_phone, mask_resident_id
 from portal.rules.workdays import deadline_is_estimated
 from portal.services.counter import HOTLINE, application_rows, document_kinds
-
-if TYPE_CHECKING:
-    from portal.pdf import Doc
 
 APPLICATION_TITLE = "“跨省通办”业务办理申请表"
 AUTHORIZATION_TITLE = "查询授权书"
@@ -61,41 +58,10 @@ def _deadline_text(case: ProxyCase) -> str:
     return text
 
 
-def _new_doc(*args, **kwargs) -> Doc:
-    """A document in the portal's layout; fpdf2 and the font load on the first PDF, not at
-    start (issue 10: a worker that prints nothing does not carry them)."""
-    from portal.pdf import Doc
-
-    return Doc(*args, **kwargs)
-
-
-def _copy_page(doc: Doc, title: str, number: str | None, copy_label: str) -> None:
-    from fpdf.enums import XPos, YPos
-
-    """A further copy of the same document on a new page, with the same heading."""
-    pdf = doc.pdf
-    pdf.add_page()
-    pdf.set_font("cjk", size=11)
-    pdf.set_text_color(160, 20, 20)
-    pdf.cell(0, 7, pdf.center_name, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_text_color(0, 0, 0)
-    pdf.set_font("cjk", size=18)
-    pdf.cell(0, 12, title, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_font("cjk", size=9)
-    meta = f"编号：{number}    {copy_label}" if number else copy_label
-    pdf.cell(0, 6, meta, align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_draw_color(160, 20, 20)
-    pdf.set_line_width(0.6)
-    pdf.line(20, pdf.get_y() + 1, 190, pdf.get_y() + 1)
-    pdf.set_draw_color(0, 0, 0)
-    pdf.set_line_width(0.2)
-    pdf.ln(5)
-
-
 def application_form(case: ProxyCase, center_name: str) -> bytes:
     """《“跨省通办”业务办理申请表》, filled from the counter form, for signature."""
     p = _parties(case)
-    doc = _new_doc(center_name, APPLICATION_TITLE, number=case.case_no, issued_on=case.clock_start)
+    doc = Document(center_name, APPLICATION_TITLE, number=case.case_no, issued_on=case.clock_start)
     doc.heading("一、申请人信息")
     doc.fields(
         [
@@ -127,7 +93,7 @@ def application_form(case: ProxyCase, center_name: str) -> bytes:
     return doc.output()
 
 
-def _authorization_body(doc: Doc, case: ProxyCase, p: _Parties, center_name: str) -> None:
+def _authorization_body(doc: Document, case: ProxyCase, p: _Parties, center_name: str) -> None:
     doc.fields(
         [
             ("授权人", case.applicant_name),
@@ -148,12 +114,12 @@ def _authorization_body(doc: Doc, case: ProxyCase, p: _Parties, center_name: str
 def query_authorization(case: ProxyCase, center_name: str) -> bytes:
     """《查询授权书》, one copy per page: 一式两份 (the accepting and the deposit-place center)."""
     p = _parties(case)
-    doc = _new_doc(
+    doc = Document(
         center_name, AUTHORIZATION_TITLE, number=case.case_no, issued_on=case.clock_start
     )
     doc.paragraph("第一联：受理地公积金中心留存（一式两份）", size=9)
     _authorization_body(doc, case, p, center_name)
-    _copy_page(doc, AUTHORIZATION_TITLE, case.case_no, "第二联：缴存地公积金中心留存")
+    doc.copy_page(AUTHORIZATION_TITLE, case.case_no, "第二联：缴存地公积金中心留存")
     _authorization_body(doc, case, p, center_name)
     return doc.output()
 
@@ -164,7 +130,7 @@ def purchase_verification(case: ProxyCase, center_name: str) -> bytes:
     if "购房提取材料核实情况表" not in p.item.extra_forms:
         raise NotAvailable("只有购房提取需要材料核实情况表")
     data = case.application or {}
-    doc = _new_doc(center_name, VERIFICATION_TITLE, number=case.case_no, issued_on=case.clock_start)
+    doc = Document(center_name, VERIFICATION_TITLE, number=case.case_no, issued_on=case.clock_start)
     doc.fields(
         [
             ("申请人", case.applicant_name),
@@ -200,7 +166,7 @@ def one_time_notice(case: ProxyCase, center_name: str) -> bytes:
         raise NotAvailable("该办件没有需要补正的材料")
     p = _parties(case)
     issued = case.paused_since or case.clock_start
-    doc = _new_doc(center_name, NOTICE_TITLE, number=case.case_no, issued_on=issued)
+    doc = Document(center_name, NOTICE_TITLE, number=case.case_no, issued_on=issued)
     doc.paragraph(
         f"{case.applicant_name}（身份证号码：{mask_resident_id(case.applicant_id_no)}）：",
     )
@@ -227,7 +193,7 @@ def one_time_notice(case: ProxyCase, center_name: str) -> bytes:
 def receipt(case: ProxyCase, center_name: str, track_url: str) -> bytes:
     """《“跨省通办”业务受理回执》 with the receipt number the applicant tracks the case by."""
     p = _parties(case)
-    doc = _new_doc(center_name, RECEIPT_TITLE, number=case.receipt_no, issued_on=case.clock_start)
+    doc = Document(center_name, RECEIPT_TITLE, number=case.receipt_no, issued_on=case.clock_start)
     rows = [
         ("回执编号", case.receipt_no),
         ("受理编号", case.case_no),

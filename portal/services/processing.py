@@ -39,6 +39,7 @@ from peewee import JOIN
 
 from portal import items
 from portal.db import db, is_postgres, locked, write_tx
+from portal.documents import Document
 from portal.models import (
     Account,
     Attachment,
@@ -335,9 +336,7 @@ def result_file(user: StaffUser, case_id: int, attachment_id: int) -> tuple[Atta
 
 
 def _doc(center_name: str, title: str, case: ProxyCase, today: date):
-    from portal.pdf import Doc
-
-    return Doc(center_name, title, number=case.case_no, issued_on=today)
+    return Document(center_name, title, number=case.case_no, issued_on=today)
 
 
 def _case_rows(case: ProxyCase) -> list[tuple[str, str]]:

@@ -23,6 +23,7 @@ from datetime import date
 from peewee import JOIN, fn
 
 from portal.db import locked, write_tx
+from portal.documents import Document
 from portal.models import (
     Certificate,
     CertificateRequest,
@@ -258,9 +259,7 @@ def _mask_contract(number: str) -> str:
 
 def _build(loan: Loan, borrower: Depositor, today: date, verify_url: VerifyUrl, center_name: str):
     def build(number: str, code: str) -> tuple[bytes, dict]:
-        from portal.pdf import Doc
-
-        doc = Doc(center_name, KIND_LABELS["settlement"], number=number, issued_on=today)
+        doc = Document(center_name, KIND_LABELS["settlement"], number=number, issued_on=today)
         doc.paragraph(
             f"\u3000\u3000兹证明借款人{borrower.name}（身份证号码：{borrower.resident_id}）在我中心"
             f"办理的住房公积金个人住房贷款（借款合同编号：{loan.contract_no}），本息已全部还清，"
