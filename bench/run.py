@@ -953,11 +953,22 @@ def javascript_gzip() -> dict[str, int]:
 
 
 def gunicorn_settings() -> dict:
-    """What gunicorn.conf.py gives with this environment (GUNICORN_* variables)."""
-    import runpy
-
-    conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
-    return {k: conf[k] for k in ("worker_class", "workers", "threads", "preload_app")}
+    """What gunicorn.conf.py gives with this environment (GUNICORN_* variables), read in a
+    process of its own: the file prepares the process that reads it for serving (on SQLite it
+    keeps the PostgreSQL driver out), and this one needs the driver."""
+    code = (
+        "import json, runpy, sys\n"
+        "conf = runpy.run_path(sys.argv[1])\n"
+        "names = ('worker_class', 'workers', 'threads', 'preload_app', 'pdf_renderers')\n"
+        "print(json.dumps({k: conf[k] for k in names}))\n"
+    )
+    done = subprocess.run(  # noqa: S603 - this interpreter, a fixed script
+        [sys.executable, "-c", code, str(ROOT / "gunicorn.conf.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout)
 
 
 def bench_dataset(ds: Dataset, scale: float, quick: bool, only: set[str] | None = None) -> dict:
