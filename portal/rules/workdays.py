@@ -8,8 +8,10 @@ Ranges follow one convention: working days *after* ``a`` up to and including ``b
 day of a deadline ("within n working days from start") is never counted.
 """
 
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
+from functools import lru_cache
 
 import chinese_calendar
 
@@ -41,9 +43,7 @@ def is_workday(d: date, overrides: Overrides = None) -> bool:
     """Whether ``d`` is a working day: override, else official calendar, else Monday-Friday."""
     if overrides and d in overrides:
         return bool(overrides[d])
-    if calendar_known(d.year):
-        return chinese_calendar.is_workday(d)
-    return d.weekday() < 5
+    return _base_workday(d)
 
 
 def add_workdays(start: date, n: int, overrides: Overrides = None) -> date:
@@ -58,11 +58,42 @@ def add_workdays(start: date, n: int, overrides: Overrides = None) -> date:
     return d
 
 
+def _base_workday(d: date) -> bool:
+    """Whether ``d`` is a working day without overrides."""
+    if calendar_known(d.year):
+        return chinese_calendar.is_workday(d)
+    return d.weekday() < 5
+
+
+@lru_cache(maxsize=64)
+def _running_count(year: int) -> array:
+    """``count[i]``: working days of ``year`` (no overrides) among its first ``i`` days. The
+    calendar does not change while the process runs, so each year is counted once (a board
+    counts the days left of every card it shows)."""
+    count = array("H", [0])
+    d = date(year, 1, 1)
+    while d.year == year:
+        count.append(count[-1] + _base_workday(d))
+        d += _DAY
+    return count
+
+
+def _base_through(d: date) -> int:
+    """Working days (no overrides) from 1 January of ``d``'s year through ``d``."""
+    return _running_count(d.year)[d.timetuple().tm_yday]
+
+
 def workdays_between(a: date, b: date, overrides: Overrides = None) -> int:
     """Working days in (a, b]; negated when ``b`` is before ``a``."""
     if b < a:
         return -workdays_between(b, a, overrides)
-    return sum(is_workday(a + k * _DAY, overrides) for k in range(1, (b - a).days + 1))
+    count = _base_through(b) - _base_through(a)
+    for year in range(a.year, b.year):
+        count += _running_count(year)[-1]
+    for day, working in (overrides or {}).items():  # the admin's days replace the calendar's
+        if a < day <= b and bool(working) != _base_workday(day):
+            count += 1 if working else -1
+    return count
 
 
 def workdays_left(today: date, deadline: date, overrides: Overrides = None) -> int:

@@ -319,3 +319,38 @@ def test_paused_deadline_counts_n_unpaused_workdays(start, n, pauses):
     ]
     assert len(counted) == n
     assert counted[-1] == deadline
+
+
+# workdays_between counts with a running count per year: the same as counting day by day
+
+
+def _counted_day_by_day(a, b, overrides):
+    if b < a:
+        return -_counted_day_by_day(b, a, overrides)
+    return sum(is_workday(a + k * timedelta(days=1), overrides) for k in range(1, (b - a).days + 1))
+
+
+@calendar_settings
+@given(
+    a=st.dates(min_value=date(2004, 1, 1), max_value=date(2030, 12, 31)),
+    span=st.integers(min_value=-800, max_value=800),
+    overrides=st.dictionaries(
+        st.dates(min_value=date(2004, 1, 1), max_value=date(2033, 3, 1)), st.booleans(), max_size=8
+    ),
+)
+def test_workdays_between_is_counting_day_by_day(a, span, overrides):
+    b = a + timedelta(days=span)
+    assert workdays_between(a, b, overrides) == _counted_day_by_day(a, b, overrides)
+    assert workdays_between(a, b) == _counted_day_by_day(a, b, None)
+
+
+def test_workdays_between_across_years_and_overrides_at_the_edges():
+    overrides = {date(2026, 12, 31): False, date(2027, 1, 2): True, date(2025, 12, 31): True}
+    for a, b in [
+        (date(2025, 12, 31), date(2027, 1, 2)),  # a itself is not counted, b is
+        (date(2026, 12, 30), date(2027, 1, 4)),
+        (date(2024, 2, 28), date(2024, 3, 1)),  # a leap day
+        (date(2026, 1, 1), date(2026, 1, 1)),
+    ]:
+        assert workdays_between(a, b, overrides) == _counted_day_by_day(a, b, overrides)
+        assert workdays_between(b, a, overrides) == -_counted_day_by_day(a, b, overrides)
