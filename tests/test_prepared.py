@@ -172,3 +172,46 @@ def test_named_tuples_are_set_up_per_run():
     first, second = by_id.all(2), by_id.all(3)
     assert [r.id for r in second[: len(first)]] == [r.id for r in first]
     assert second[0].balance == Account.get_by_id(second[0].id).balance
+
+
+def test_a_prepared_insert_writes_what_create_writes():
+    """PreparedInsert: the row read back is the row Model.create writes — defaults filled,
+    JSON and foreign keys converted, the new id returned (RETURNING on PostgreSQL)."""
+    from datetime import datetime
+
+    from portal.db import PreparedInsert
+    from portal.models import CaseEvent, ProxyCase, SmsMessage, StaffUser
+
+    case = ProxyCase.select().first()
+    actor = StaffUser.select().first()
+    add_event = PreparedInsert(CaseEvent)
+    values = {
+        "case": case,
+        "actor": actor,
+        "actor_label": actor.name,
+        "action": "move",
+        "from_state": "accepted",
+        "to_state": "supplement",
+        "data": {"missing": ["购房合同原件"], "n": 1},
+    }
+    made = add_event.create(**values)
+    plain = CaseEvent.create(**values)
+    assert made.id and made.id != plain.id and not made.is_dirty()
+    got, expected = CaseEvent.get_by_id(made.id), CaseEvent.get_by_id(plain.id)
+    keep = {"id", "created_at"}
+    assert {k: v for k, v in got.__data__.items() if k not in keep} == {
+        k: v for k, v in expected.__data__.items() if k not in keep
+    }
+    assert isinstance(got.created_at, datetime)  # the default, as create fills it
+    assert made.case.id == case.id and made.data == values["data"]
+
+    # defaults only where given nothing; by id as well as by instance
+    bare = add_event.create(case=case.id, action="comment")
+    row = CaseEvent.get_by_id(bare.id)
+    assert row.actor_id is None and row.actor_label == "" and row.data == {}
+    assert row.from_state is None and row.case_id == case.id
+
+    sms = PreparedInsert(SmsMessage).create(phone="13800000000", body="验证码 123456")
+    assert SmsMessage.get_by_id(sms.id).body == "验证码 123456"
+    with pytest.raises(TypeError, match="no field 'colour'"):
+        add_event.create(case=case, action="move", colour="red")

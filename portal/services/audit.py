@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from portal.db import Prepared, locked, write_tx
+from portal.db import Prepared, PreparedInsert, locked, write_tx
 from portal.models import AuditHead, AuditLog, utcnow
 
 RETENTION_DAYS = 180
@@ -49,6 +49,7 @@ def row_hash(
 
 # The chain's head, locked (issue 10: every audited change reads it; built once).
 _HEAD = Prepared(lambda pk: locked(AuditHead.select().where(AuditHead.id == pk)).limit(1), 1)
+_ADD = PreparedInsert(AuditLog)
 
 
 def record(
@@ -62,7 +63,7 @@ def record(
         head = _HEAD.first(1)
         prev = head.last_hash if head else ""
         digest = row_hash(prev, at, actor, action, target_type, target_id, detail, ip)
-        row = AuditLog.create(
+        row = _ADD.create(
             at=at,
             actor=actor,
             action=action,

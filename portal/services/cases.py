@@ -21,7 +21,7 @@ from datetime import date, datetime
 from peewee import JOIN, fn
 
 from portal import items
-from portal.db import Prepared, Shapes, locked, write_tx
+from portal.db import Prepared, PreparedInsert, Shapes, locked, write_tx
 from portal.models import (
     Attachment,
     CaseComment,
@@ -128,6 +128,7 @@ def visible_clause(user: StaffUser):
 
 
 _BY_ID = Prepared(lambda pk: ProxyCase.select().where(ProxyCase.id == pk).limit(1), 1)
+_ADD_EVENT = PreparedInsert(CaseEvent)  # a move writes one event (issue 10: built once)
 # One case as this user may see it, plain or locked for a change (issue 10: built once per
 # visibility kind; a move reads its case twice).
 _VISIBLE_BY_ID = Shapes(
@@ -883,7 +884,7 @@ def move_case(
         message_id = _tell_platform(case, source, target, user, today)
         if message_id:
             event["message_id"] = message_id
-        CaseEvent.create(
+        _ADD_EVENT.create(
             case=case,
             actor=user,
             actor_label=user.name,
