@@ -109,6 +109,7 @@ def _start_pdf_renderer(server):
         if process.poll() is not None or time.monotonic() > deadline:
             server.log.warning("PDF renderer did not start: the workers write the documents")
             process.kill()
+            process.wait()
             shutil.rmtree(folder, ignore_errors=True)
             return
         time.sleep(0.05)

@@ -120,13 +120,26 @@ def render(script: tuple) -> bytes:
 
 
 def _ask_renderer(address: str, script: tuple) -> bytes:
-    from multiprocessing.connection import Client
+    """``multiprocessing.connection.Client`` with a bound on every wait: its handshake and
+    the answer are reads that would otherwise block for as long as a busy or stuck renderer
+    keeps the connection waiting."""
+    import socket
+    import struct
+    from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
 
     key = bytes.fromhex(os.environ.get(KEY_ENV, ""))
-    with Client(address, family="AF_UNIX", authkey=key) as conn:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        wait = struct.pack("ll", int(ANSWER_SECONDS), int(ANSWER_SECONDS % 1 * 1_000_000))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, wait)
+        sock.connect(address)
+        conn = Connection(sock.detach())
+    finally:
+        sock.close()
+    with conn:  # a read that waits longer raises BlockingIOError (an OSError)
+        answer_challenge(conn, key)
+        deliver_challenge(conn, key)
         conn.send(script)
-        if not conn.poll(ANSWER_SECONDS):
-            raise TimeoutError("the renderer did not answer")
         status, payload = conn.recv()
     if status == "ok":
         return payload

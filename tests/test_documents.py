@@ -137,6 +137,31 @@ def test_an_unreachable_renderer_means_the_document_is_written_here(tmp_path, mo
     assert "PDF renderer unavailable (FileNotFoundError)" in caplog.text
 
 
+def test_a_renderer_that_does_not_answer_is_given_up_on(tmp_path, monkeypatch, caplog):
+    """A renderer that takes the connection and then says nothing (busy or stuck): the wait
+    is bounded, then the document is written here."""
+    import socket
+    import threading
+
+    address = str(tmp_path / "silent.sock")
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    silent.bind(address)
+    silent.listen()
+    taken = []
+    threading.Thread(target=lambda: taken.append(silent.accept()), daemon=True).start()
+    monkeypatch.setenv(documents.ADDRESS_ENV, address)
+    monkeypatch.setenv(documents.KEY_ENV, secrets.token_hex(32))
+    monkeypatch.setattr(documents, "ANSWER_SECONDS", 0.3)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="portal.documents"):
+        data = Document("中心", "回执").output()
+    assert "回执" in _text(data) and time.monotonic() - started < 10
+    assert "PDF renderer unavailable (BlockingIOError)" in caplog.text
+    for conn, _ in taken:
+        conn.close()
+    silent.close()
+
+
 def test_a_wrong_key_is_refused_and_the_renderer_keeps_serving(renderer, monkeypatch, caplog):
     key = os.environ[documents.KEY_ENV]
     monkeypatch.setenv(documents.KEY_ENV, secrets.token_hex(32))
