@@ -60,24 +60,18 @@ def _plain(value):
     return str(value)
 
 
-class Document:
-    """A portal document, recorded block by block (see :class:`portal.pdf.Doc`)."""
+def _recorded(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    return _plain(args), {key: _plain(value) for key, value in kwargs.items()}
 
-    def __init__(
-        self,
-        center_name: str,
-        title: str,
-        *,
-        number: str | None = None,
-        issued_on: date | None = None,
-        footer_note: str = "本文件由系统生成",
-    ):
-        self._args = (_plain(center_name), _plain(title))
-        self._kwargs = {
-            "number": _plain(number),
-            "issued_on": issued_on,
-            "footer_note": _plain(footer_note),
-        }
+
+class Document:
+    """A portal document, recorded: ``Document(...)`` takes :class:`portal.pdf.Doc`'s
+    arguments (center name, title, ``number=``, ``issued_on=``, ``footer_note=``) and records
+    its blocks (``fields``, ``qr``, ``seal`` ...) in order; the layout, which checks them, is
+    written once, in ``portal.pdf``."""
+
+    def __init__(self, *args, **kwargs):
+        self._args, self._kwargs = _recorded(args, kwargs)
         self._blocks: list[tuple[str, tuple, dict]] = []
 
     def __getattr__(self, name: str):
@@ -85,9 +79,7 @@ class Document:
             raise AttributeError(name)
 
         def block(*args, **kwargs) -> Document:
-            self._blocks.append(
-                (name, _plain(args), {key: _plain(value) for key, value in kwargs.items()})
-            )
+            self._blocks.append((name, *_recorded(args, kwargs)))
             return self
 
         return block
@@ -109,7 +101,7 @@ def render(script: tuple) -> bytes:
     if address:
         try:
             return _ask_renderer(address, script)
-        except (OSError, EOFError, AuthenticationError, TimeoutError) as exc:
+        except (OSError, EOFError, AuthenticationError) as exc:  # timeouts are OSErrors
             log.warning(
                 "PDF renderer unavailable (%s): writing the document in this process",
                 type(exc).__name__,

@@ -129,18 +129,16 @@ def visible_clause(user: StaffUser):
 
 _BY_ID = Prepared(lambda pk: ProxyCase.select().where(ProxyCase.id == pk).limit(1), 1)
 _ADD_EVENT = PreparedInsert(CaseEvent)  # a move writes one event (issue 10: built once)
+
+
 # One case as this user may see it, plain or locked for a change (issue 10: built once per
 # visibility kind; a move reads its case twice).
-_VISIBLE_BY_ID = Shapes(
-    lambda kind, pk, dept: ProxyCase.select().where((ProxyCase.id == pk) & _visible(kind, dept)),
-    2,
-)
-_LOCKED_BY_ID = Shapes(
-    lambda kind, pk, dept: locked(
-        ProxyCase.select().where((ProxyCase.id == pk) & _visible(kind, dept))
-    ),
-    2,
-)
+def _visible_by_id(kind: str, pk, dept):
+    return ProxyCase.select().where((ProxyCase.id == pk) & _visible(kind, dept))
+
+
+_VISIBLE_BY_ID = Shapes(_visible_by_id, 2)
+_LOCKED_BY_ID = Shapes(lambda kind, pk, dept: locked(_visible_by_id(kind, pk, dept)), 2)
 
 
 def get_case(user: StaffUser, case_id: int) -> ProxyCase:
