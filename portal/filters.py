@@ -6,9 +6,9 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from flask import current_app
+from flask import current_app, has_request_context
 
-from portal import items
+from portal import htmx, items
 from portal.access import ROLE_LABELS
 from portal.rules import casestates
 from portal.rules.ids import mask_bank_card, mask_phone, mask_resident_id
@@ -87,4 +87,7 @@ def init_app(app):
             "center_name": current_app.config["CENTER_NAME"],
             "state_label": casestates.label,
             "dev_sms_page": current_app.config["DEV_SMS_PAGE"],
+            # an htmx fragment goes to a page whose htmx sends the CSRF token as a header
+            # (base.html's hx-headers): its many small forms can leave the hidden field out
+            "htmx_fragment": has_request_context() and htmx.is_htmx(),
         }

@@ -149,3 +149,31 @@ def test_a_malformed_list_is_ignored(client):
     r = move(client, case, "verifying", shown, seen_verifying="1,x,<b>")
     assert r.status_code == 200
     assert re.search(r'<ol id="cards-verifying" hx-swap-oob="innerHTML">', r.get_data(as_text=True))
+
+
+def test_fragment_cards_leave_the_csrf_field_to_htmx_header(app, client):
+    """The page's cards carry the CSRF field (their forms work without JavaScript); an htmx
+    answer's cards do not (htmx sends the token as a header, base.html's hx-headers), which
+    keeps a move's answer small. With CSRF on, a move with the header alone is accepted and one
+    with neither is refused."""
+    crowd(2)
+    login_staff(client, "clerk")
+    app.config["WTF_CSRF_ENABLED"] = True
+    try:
+        page = BeautifulSoup(board(client), "html.parser")
+        token = re.search(r'"X-CSRFToken": "([^"]+)"', page.body["hx-headers"]).group(1)
+        forms = page.select("li.kcard form.kcard-move")
+        assert forms and all(f.select_one('input[name="csrf_token"]') for f in forms)
+        shown = columns(str(page))
+        case = make_case(cs.OUTBOUND, "accepted", start=TODAY.replace(day=1))
+        data = {"target": "verifying", "version": case.version, "from_state": "accepted"}
+        url = f"{BOARD}/case/{case.id}/move"
+        refused = client.post(url, data=data | seen(shown), headers=HX)
+        assert refused.status_code == 400
+        r = client.post(url, data=data | seen(shown), headers=HX | {"X-CSRFToken": token})
+        assert r.status_code == 200
+        answer = BeautifulSoup(r.get_data(as_text=True), "html.parser")
+        assert answer.select("li.kcard form.kcard-move")  # the moved card, with its menu
+        assert not answer.select('input[name="csrf_token"]')
+    finally:
+        app.config["WTF_CSRF_ENABLED"] = False
