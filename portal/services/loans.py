@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from portal.db import Prepared, locked, write_tx
 from portal.models import (
@@ -79,14 +80,40 @@ _RATE_ROWS = Prepared(
     lambda key: Setting.select().where(Setting.key == key).order_by(Setting.effective_from), 1
 )
 _OWN_LOAN = Prepared(lambda me, pk: own_loans_query(me).where(Loan.id == pk).limit(1), 2)
-_REPAYMENTS = Prepared(
-    lambda pk: (
-        LoanRepayment.select()
-        .where(LoanRepayment.loan == pk)
+
+
+class Repayment(NamedTuple):
+    """A repayment as the loan pages show it: read as plain rows, not model instances (issue
+    10: a loan in its 20th year has 240 of them, and a model instance costs several times a
+    tuple)."""
+
+    id: int
+    loan_id: int
+    period: int | None
+    due_on: date | None
+    paid_on: date
+    principal: Decimal
+    interest: Decimal
+    amount: Decimal
+    kind: str
+
+
+def _repayments_query(where):
+    return (
+        LoanRepayment.select(*(getattr(LoanRepayment, name) for name in Repayment._fields))
+        .where(where)
         .order_by(LoanRepayment.paid_on, LoanRepayment.id)
-    ),
-    1,
-)
+        .tuples()
+    )
+
+
+_REPAYMENTS = Prepared(lambda pk: _repayments_query(LoanRepayment.loan == pk), 1)
+
+
+def loan_repayments(loan_id: int) -> list[Repayment]:
+    """A loan's repayments, oldest first."""
+    return [Repayment._make(row) for row in _REPAYMENTS.all(loan_id)]
+
 _LATEST_REQUEST = Prepared(
     lambda pk: (
         CertificateRequest.select()
@@ -142,7 +169,7 @@ class LoanView:
     rate: Decimal
     method_label: str
     schedule: list[ScheduleRow]
-    repayments: list[LoanRepayment]
+    repayments: list[Repayment]
     paid_periods: int
     last_paid_due: date | None
     next_due: ScheduleRow | None
@@ -187,13 +214,10 @@ def list_loans(depositor: Depositor, today: date) -> list[LoanView]:
     if not loans:
         return []
     ids = [loan.id for loan in loans]
-    repayments: dict[int, list[LoanRepayment]] = {i: [] for i in ids}
-    for r in (
-        LoanRepayment.select()
-        .where(LoanRepayment.loan.in_(ids))
-        .order_by(LoanRepayment.paid_on, LoanRepayment.id)
-    ):
-        repayments[r.loan_id].append(r)
+    paid: dict[int, list[Repayment]] = {i: [] for i in ids}
+    for row in _repayments_query(LoanRepayment.loan.in_(ids)):
+        r = Repayment._make(row)
+        paid[r.loan_id].append(r)
     requests: dict[int, CertificateRequest] = {}
     for request in (
         CertificateRequest.select()
@@ -212,7 +236,7 @@ def list_loans(depositor: Depositor, today: date) -> list[LoanView]:
             depositor,
             today,
             _Prefetched(
-                repayments[loan.id],
+                paid[loan.id],
                 table,
                 requests.get(loan.id),  # nosec B113 - a dict named requests, no HTTP
                 certificates.get(getattr(requests.get(loan.id), "certificate_id", None)),  # nosec B113
@@ -224,7 +248,7 @@ def list_loans(depositor: Depositor, today: date) -> list[LoanView]:
 
 @dataclass
 class _Prefetched:
-    repayments: list[LoanRepayment]
+    repayments: list[Repayment]
     table: tuple
     request: CertificateRequest | None
     certificate: Certificate | None
@@ -247,7 +271,7 @@ def _view(
     if prefetched is not None:
         repayments = prefetched.repayments
     else:
-        repayments = _REPAYMENTS.all(loan.id)
+        repayments = loan_repayments(loan.id)
     scheduled = sorted(
         (r for r in repayments if r.kind == "scheduled" and r.period), key=lambda r: r.period
     )
