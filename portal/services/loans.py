@@ -114,6 +114,7 @@ def loan_repayments(loan_id: int) -> list[Repayment]:
     """A loan's repayments, oldest first."""
     return [Repayment._make(row) for row in _REPAYMENTS.all(loan_id)]
 
+
 _LATEST_REQUEST = Prepared(
     lambda pk: (
         CertificateRequest.select()
