@@ -10,6 +10,7 @@ from flask import current_app, has_request_context
 
 from portal import htmx, items
 from portal.access import ROLE_LABELS
+from portal.forms import field_errors
 from portal.rules import casestates
 from portal.rules.ids import mask_bank_card, mask_phone, mask_resident_id
 
@@ -68,6 +69,7 @@ ACTION_LABELS = {
 
 def init_app(app):
     app.jinja_env.filters.update(
+        field_errors=field_errors,
         mask_id=mask_resident_id,
         mask_card=mask_bank_card,
         mask_phone=mask_phone,

@@ -89,6 +89,21 @@ def _get_translations(self, form):
 FlaskForm.Meta.get_translations = _get_translations
 
 
+def field_errors(field) -> list[str]:
+    """The messages to show under a field: one fault, one message. A value that could not be
+    read ("abc" for an amount) shows the reading error alone, not the range check that fails
+    after it; an empty value shows the validators' "please enter" rather than "not a number".
+    """
+    unreadable = list(getattr(field, "process_errors", ()))
+    if not unreadable:
+        return list(field.errors)
+    raw = getattr(field, "raw_data", None) or [""]
+    if str(raw[0]).strip():
+        return unreadable[:1]
+    rest = [e for e in field.errors if e not in unreadable]
+    return rest or unreadable[:1]
+
+
 def resident_id_valid(form, field):
     field.data = normalize_resident_id(field.data)
     if not is_valid_resident_id(field.data):

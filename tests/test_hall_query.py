@@ -295,8 +295,11 @@ def test_quota_trial_bad_input(client, depositor, query, message):
     login_depositor(client, depositor)
     r = client.get(f"/me/loans/quota?{query}")
     assert r.status_code == 422
-    assert message in soup(r).select_one(".field .error").get_text()
+    error = soup(r).select_one(".field .error").get_text()
+    assert message in error and "；" not in error  # one message, not two for one fault
     assert soup(r).select_one(".balance-value") is None
+    value = query.split("&")[0].split("=", 1)[1]
+    assert soup(r).select_one("#monthly_income")["value"] == value  # the input stays to mend
 
 
 def test_quota_counts_existing_loan_payments():
