@@ -132,6 +132,13 @@ def test_excel_export_has_the_filtered_rows_masked():
     for case in ProxyCase.select():
         assert case.applicant_id_no not in values
         assert not case.applicant_phone or case.applicant_phone not in values
+    by_no = {r[1]: r for r in rows}
+    for case in ProxyCase.select().where(ProxyCase.direction == "outbound"):
+        who = by_no[case.case_no]  # 受理人 and 经办人 by name, empty when nobody
+        assert who[13] == (case.accepted_by.name if case.accepted_by_id else None)
+        assert who[14] == (case.assignee.name if case.assignee_id else None)
+        assert who[8] == case.center.name
+    assert any(r[13] for r in rows)
     row = (
         AuditLog.select()
         .where(AuditLog.action == "ledger.export")

@@ -10,11 +10,12 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from datetime import date
+from typing import NamedTuple
 
 from peewee import JOIN, IntegrityError, fn
 
 from portal import items
-from portal.db import db, is_postgres, write_tx
+from portal.db import Prepared, Shapes, db, is_postgres, write_tx
 from portal.models import CaseEvent, Center, Department, ProxyCase, StaffUser
 from portal.rules import casestates
 from portal.rules.casestates import OUTBOUND, PAUSED
@@ -130,8 +131,26 @@ class Guidance:
     phone: str
 
 
-def peer_centers() -> list[Center]:
-    return list(Center.select().where(~Center.is_self & Center.active).order_by(Center.code))
+class PeerCenter(NamedTuple):
+    code: str
+    name: str
+
+
+# The other centers, for the acceptance form and the ledger's filter (issue 10: built once).
+_PEER_CENTERS = Prepared(
+    lambda: (
+        Center.select(Center.code, Center.name)
+        .where(~Center.is_self & Center.active)
+        .order_by(Center.code)
+        .tuples()
+    ),
+    0,
+)
+
+
+def peer_centers() -> list[PeerCenter]:
+    """The active centers other than this one, by code."""
+    return [PeerCenter._make(row) for row in _PEER_CENTERS.all()]
 
 
 def peer(code: str) -> Center:
@@ -436,33 +455,47 @@ class LedgerPage:
     query: LedgerQuery
 
 
-# What a ledger row shows (issue 10: not the application or the checklist, which are large
-# JSON documents decoded for every row otherwise).
-_LEDGER_FIELDS = (
-    ProxyCase.id,
-    ProxyCase.case_no,
-    ProxyCase.receipt_no,
-    ProxyCase.direction,
-    ProxyCase.item,
-    ProxyCase.applicant_name,
-    ProxyCase.applicant_id_no,
-    ProxyCase.applicant_phone,
-    ProxyCase.center,
-    ProxyCase.department,
-    ProxyCase.state,
-    ProxyCase.clock_start,
-    ProxyCase.deadline,
-    ProxyCase.accepted_by,
-    ProxyCase.assignee,
-    ProxyCase.tracking_no,
-    ProxyCase.created_at,
+# What a ledger row shows, read as plain rows (issue 10: not the application or the checklist,
+# which are large JSON documents decoded for every row otherwise; tuples, not model instances).
+class _LedgerRecord(NamedTuple):
+    case_no: str
+    receipt_no: str
+    direction: str
+    item: str
+    applicant_name: str
+    applicant_id_no: str
+    applicant_phone: str
+    state: str
+    clock_start: date
+    deadline: date
+    tracking_no: str | None
+    created_at: object
+    center_name: str
+    department_name: str | None
+    accepted_by: str | None
+    assignee: str | None
+
+
+_Acceptor = StaffUser.alias()
+_Assignee = StaffUser.alias()
+_LEDGER_COLUMNS = (
+    *(getattr(ProxyCase, name) for name in _LedgerRecord._fields[:12]),
+    Center.name,
+    Department.name,
+    _Acceptor.name,
+    _Assignee.name,
 )
 
 
-def _ledger_where(user: StaffUser, q: LedgerQuery):
-    from portal.services.cases import visible_clause
+_LEDGER_FILTERS = ("date_from", "date_to", "item", "direction", "state", "center")
 
-    cond = visible_clause(user)
+
+def _ledger_where(kind: str, dept, q: LedgerQuery):
+    """The ledger's WHERE clause: a visibility kind and department (see cases._visible), and
+    the filters of ``q`` that are set; the values may be prepared Slots."""
+    from portal.services.cases import _visible
+
+    cond = _visible(kind, dept)
     if q.date_from:
         cond &= ProxyCase.clock_start >= q.date_from
     if q.date_to:
@@ -478,62 +511,98 @@ def _ledger_where(user: StaffUser, q: LedgerQuery):
     return cond
 
 
-def _ledger_select(user: StaffUser, q: LedgerQuery):
+def _ledger_select(kind: str, dept, q: LedgerQuery):
     return (
-        ProxyCase.select(*_LEDGER_FIELDS, Center.id, Center.name, Department.id, Department.name)
+        ProxyCase.select(*_LEDGER_COLUMNS)
         .join(Center, on=(ProxyCase.center == Center.id))
         .switch(ProxyCase)
         .join(Department, JOIN.LEFT_OUTER, on=(ProxyCase.department == Department.id))
-        .where(_ledger_where(user, q))
+        .switch(ProxyCase)
+        .join(_Acceptor, JOIN.LEFT_OUTER, on=(ProxyCase.accepted_by == _Acceptor.id))
+        .switch(ProxyCase)
+        .join(_Assignee, JOIN.LEFT_OUTER, on=(ProxyCase.assignee == _Assignee.id))
+        .where(_ledger_where(kind, dept, q))
+        .tuples()
     )
 
 
-def _ledger_count(user: StaffUser, q: LedgerQuery) -> int:
+def _ledger_count_query(kind: str, dept, q: LedgerQuery):
     """How many cases the filters give: the cases alone (every case has its center; the
     department does not narrow), joined with the centers only to filter by one."""
     query = ProxyCase.select(fn.COUNT(ProxyCase.id))
     if q.center:
         query = query.join(Center, on=(ProxyCase.center == Center.id))
-    return query.where(_ledger_where(user, q)).scalar() or 0
+    return query.where(_ledger_where(kind, dept, q))
 
 
-def _ledger_rows(query) -> list[LedgerRow]:
-    names = dict(StaffUser.select(StaffUser.id, StaffUser.name).tuples())
-    return [
-        LedgerRow(
-            case_no=c.case_no,
-            receipt_no=c.receipt_no,
-            direction=c.direction,
-            item=c.item,
-            applicant_name=c.applicant_name,
-            applicant_id_masked=mask_resident_id(c.applicant_id_no),
-            applicant_phone_masked=mask_phone(c.applicant_phone),
-            center_name=c.center.name,
-            department_name=c.department.name if c.department_id else "",
-            state=c.state,
-            state_label=casestates.label(c.direction, c.state),
-            clock_start=c.clock_start,
-            deadline=c.deadline,
-            accepted_by=names.get(c.accepted_by_id, ""),
-            assignee=names.get(c.assignee_id, ""),
-            tracking_no=c.tracking_no,
-            created_at=c.created_at,
+# The ledger's page and count, built once per shape: a visibility kind and which filters are
+# set (issue 10: building the SQL cost as much as running it). The values are the department,
+# the six filters (those not set are not used) and, for the page, the limit and offset.
+def _slotted(shape, slots) -> tuple[str, object, LedgerQuery]:
+    kind, present = shape
+    dept, *values = slots
+    q = LedgerQuery(
+        **{name: v for name, v in zip(_LEDGER_FILTERS, values, strict=True) if name in present}
+    )
+    return kind, dept, q
+
+
+_LEDGER_COUNT = Shapes(lambda shape, *slots: _ledger_count_query(*_slotted(shape, slots[:7])), 7)
+_LEDGER_PAGE = Shapes(
+    lambda shape, *slots: (
+        _ledger_select(*_slotted(shape, slots[:7]))
+        .order_by(ProxyCase.clock_start.desc(), ProxyCase.id.desc())
+        .limit(slots[7])
+        .offset(slots[8])
+    ),
+    9,
+)
+
+
+def _ledger_shape(user: StaffUser, q: LedgerQuery) -> tuple[tuple, list]:
+    from portal.services.cases import _visibility
+
+    kind, dept = _visibility(user)
+    present = tuple(name for name in _LEDGER_FILTERS if getattr(q, name))
+    return (kind, present), [dept, *(getattr(q, name) or None for name in _LEDGER_FILTERS)]
+
+
+def _ledger_rows(rows) -> list[LedgerRow]:
+    out = []
+    for row in rows:
+        c = _LedgerRecord._make(row)
+        out.append(
+            LedgerRow(
+                case_no=c.case_no,
+                receipt_no=c.receipt_no,
+                direction=c.direction,
+                item=c.item,
+                applicant_name=c.applicant_name,
+                applicant_id_masked=mask_resident_id(c.applicant_id_no),
+                applicant_phone_masked=mask_phone(c.applicant_phone),
+                center_name=c.center_name,
+                department_name=c.department_name or "",
+                state=c.state,
+                state_label=casestates.label(c.direction, c.state),
+                clock_start=c.clock_start,
+                deadline=c.deadline,
+                accepted_by=c.accepted_by or "",
+                assignee=c.assignee or "",
+                tracking_no=c.tracking_no,
+                created_at=c.created_at,
+            )
         )
-        for c in query
-    ]
+    return out
 
 
 def ledger_page(user: StaffUser, q: LedgerQuery, page: int = 1) -> LedgerPage:
     """One page of the ledger (newest first) for this user's view of the cases."""
-    query = _ledger_select(user, q)
-    total = _ledger_count(user, q)
+    shape, values = _ledger_shape(user, q)
+    total = _LEDGER_COUNT[shape].scalar(*values) or 0
     pages = max(1, -(-total // LEDGER_PAGE_SIZE))
     page = min(max(1, page), pages)
-    rows = _ledger_rows(
-        query.order_by(ProxyCase.clock_start.desc(), ProxyCase.id.desc()).paginate(
-            page, LEDGER_PAGE_SIZE
-        )
-    )
+    offset = (page - 1) * LEDGER_PAGE_SIZE
+    rows = _ledger_rows(_LEDGER_PAGE[shape].all(*values, LEDGER_PAGE_SIZE, offset))
     return LedgerPage(rows, total, page, pages, q)
 
 
@@ -575,7 +644,9 @@ def ledger_xlsx(
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
-    query = _ledger_select(user, q).order_by(ProxyCase.clock_start, ProxyCase.id)
+    from portal.services.cases import _visibility
+
+    query = _ledger_select(*_visibility(user), q).order_by(ProxyCase.clock_start, ProxyCase.id)
     rows = _ledger_rows(query.limit(limit) if limit else query)
     if progress:
         progress(20)
