@@ -1,0 +1,80 @@
+"""The board's column tokens (what polling compares): the count of the column and the cards it
+shows, in order, with their versions; the same from the board and from the polling query
+(issue 10: counts alone, not aggregates over every case a direction ever had)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from portal.models import ProxyCase
+from portal.rules import casestates as cs
+from portal.services import cases
+from portal.services.cases import Filters
+from tests.board_helpers import make_case, staff
+from tests.conftest import TODAY
+
+NONE = Filters()
+
+
+def tokens(user, filters=NONE, shown=None) -> dict[str, str]:
+    return cases.board_tokens(user, cs.OUTBOUND, filters, TODAY, shown)
+
+
+def board_tokens(user, filters=NONE, shown=None) -> dict[str, str]:
+    board = cases.board(user, cs.OUTBOUND, filters, TODAY, shown=shown)
+    return {c.state: c.token for c in board.columns}
+
+
+def touch(case: ProxyCase) -> None:
+    """A change that keeps the case in its column (a new version, as every write makes)."""
+    ProxyCase.update(
+        version=ProxyCase.version + 1, updated_at=case.updated_at + timedelta(seconds=1)
+    ).where(ProxyCase.id == case.id).execute()
+
+
+def test_the_board_and_polling_agree_for_every_viewer_and_filter():
+    make_case(cs.OUTBOUND, "accepted", item="settlement_certificate")
+    make_case(cs.OUTBOUND, "archived")
+    for name in ("liaison", "auditor", "clerk", "handler"):
+        user = staff(name)
+        assert tokens(user) == board_tokens(user), name
+        item = Filters(item="settlement_certificate")
+        assert tokens(user, item) == board_tokens(user, item), name
+        more = {"accepted": 36}
+        assert tokens(user, shown=more) == board_tokens(user, shown=more), name
+
+
+def test_a_shown_card_that_changes_changes_its_column_only():
+    case = make_case(cs.OUTBOUND, "accepted", start=TODAY - timedelta(days=20))  # most urgent
+    liaison = staff("liaison")
+    before = tokens(liaison)
+    touch(case)
+    after = tokens(liaison)
+    assert after["accepted"] != before["accepted"]
+    assert {s: t for s, t in after.items() if s != "accepted"} == {
+        s: t for s, t in before.items() if s != "accepted"
+    }
+    assert after == board_tokens(liaison)
+
+
+def test_a_card_entering_or_leaving_changes_the_token_even_beyond_the_shown_ones():
+    liaison = staff("liaison")
+    for k in range(cases.PAGE + 2):
+        make_case(cs.OUTBOUND, "verifying", start=TODAY - timedelta(days=30 - k))
+    before = tokens(liaison)
+    last = make_case(cs.OUTBOUND, "verifying", start=TODAY)  # not among the shown cards
+    assert tokens(liaison)["verifying"] != before["verifying"]  # the count says so
+    with_it = tokens(liaison)
+    touch(last)  # a change no one sees on the board: no refresh for it
+    assert tokens(liaison)["verifying"] == with_it["verifying"]
+    more = {"verifying": 36}  # the tab loaded more: now it shows that card
+    shown_before = tokens(liaison, shown=more)["verifying"]
+    touch(ProxyCase.get_by_id(last.id))
+    assert tokens(liaison, shown=more)["verifying"] != shown_before
+
+
+def test_a_new_day_changes_every_token():
+    liaison = staff("liaison")
+    today = cases.board_tokens(liaison, cs.OUTBOUND, NONE, TODAY)
+    tomorrow = cases.board_tokens(liaison, cs.OUTBOUND, NONE, TODAY + timedelta(days=1))
+    assert all(today[s] != tomorrow[s] for s in today)
