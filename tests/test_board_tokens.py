@@ -78,3 +78,38 @@ def test_a_new_day_changes_every_token():
     today = cases.board_tokens(liaison, cs.OUTBOUND, NONE, TODAY)
     tomorrow = cases.board_tokens(liaison, cs.OUTBOUND, NONE, TODAY + timedelta(days=1))
     assert all(today[s] != tomorrow[s] for s in today)
+
+
+def test_finished_columns_count_up_to_a_cap_open_ones_exactly(client, monkeypatch):
+    """A finished column's count stops at COUNT_CAP ("8+"): it would otherwise count every case
+    ever closed on each board view. Open columns, their WIP totals and polling are exact."""
+    from tests.conftest import login_staff
+
+    monkeypatch.setattr(cases, "COUNT_CAP", 8)
+    for k in range(10):
+        make_case(cs.OUTBOUND, "archived", start=TODAY - timedelta(days=40 + k))
+        make_case(cs.OUTBOUND, "verifying", start=TODAY - timedelta(days=40 + k))
+    liaison = staff("liaison")
+    board = cases.board(liaison, cs.OUTBOUND, NONE, TODAY)
+    archived, verifying = board.column("archived"), board.column("verifying")
+    assert archived.capped and archived.count == 9 and archived.count_text == "8+"
+    assert archived.remaining_text == f"{8 - cases.PAGE}+"
+    exact = ProxyCase.select().where(
+        (ProxyCase.direction == cs.OUTBOUND) & (ProxyCase.state == "verifying")
+    )
+    assert not verifying.capped and verifying.count == exact.count() > 8
+    assert verifying.count_text == str(exact.count())
+    assert tokens(liaison) == board_tokens(liaison)
+    filtered = Filters(item="purchase_withdrawal")
+    assert cases.board(liaison, cs.OUTBOUND, filtered, TODAY).column("archived").count == 9
+
+    login_staff(client, "liaison")
+    page = client.get("/staff/board/outbound").get_data(as_text=True)
+    assert '<span class="visually-hidden">办件数</span>8+' in page
+    assert f"加载更多（还有 {8 - cases.PAGE}+ 件）" in page
+    more = client.get(
+        "/staff/board/outbound/column/archived",
+        query_string={"offset": cases.PAGE},
+        headers={"HX-Request": "true"},
+    ).get_data(as_text=True)
+    assert more.count('class="kcard') >= 4  # the rest of the cards still come

@@ -192,6 +192,9 @@ def column_more(direction: str, state: str):
             direction=direction,
             shown=min(count, offset + len(cards)),
             count=count,
+            remaining_text=cases.remaining_text(
+                count, min(count, offset + len(cards)), state in casestates.FINAL[direction]
+            ),
             preserve=False,
             page_size=cases.MORE,
         )

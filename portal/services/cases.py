@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from peewee import JOIN, fn
+from peewee import JOIN, SQL, fn
 
 from portal import items
 from portal.db import Prepared, PreparedInsert, Shapes, locked, write_tx
@@ -341,6 +341,23 @@ class Column:
     def remaining(self) -> int:
         return max(0, self.count - len(self.cards))
 
+    @property
+    def capped(self) -> bool:
+        """A finished column with more cards than it counts (see COUNT_CAP)."""
+        return self.final and self.count > COUNT_CAP
+
+    @property
+    def count_text(self) -> str:
+        return f"{COUNT_CAP}+" if self.capped else str(self.count)
+
+    @property
+    def total_text(self) -> str:
+        return f"{COUNT_CAP}+" if self.final and self.total > COUNT_CAP else str(self.total)
+
+    @property
+    def remaining_text(self) -> str:
+        return remaining_text(self.count, len(self.cards), self.final)
+
 
 @dataclass
 class Board:
@@ -474,10 +491,14 @@ def card(user: StaffUser, case_id: int, today: date, overrides=None) -> Card:
     return _card(user, row, today, overrides)
 
 
+# A finished column (归档, 已反馈, 退回) counts its cards up to this many and shows "999+"
+# beyond: its count would otherwise grow with every case ever closed (issue 10: a board's cost
+# must not grow with the years of history). Open columns count exactly.
+COUNT_CAP = 999
+
+
 def _aggregate_query(cond):
-    """Each column's number of cards under ``cond`` (issue 10: a count alone reads the index's
-    first columns; the latest change and the sums of versions and ids over every case a
-    direction ever had cost three times as much, and grew with the years of closed cases)."""
+    """Each column's number of cards under ``cond``, by a GROUP BY over the index."""
     return (
         ProxyCase.select(ProxyCase.state, fn.COUNT(ProxyCase.id))
         .where(cond)
@@ -486,18 +507,38 @@ def _aggregate_query(cond):
     )
 
 
-def _aggregates(cond) -> dict[str, int]:
-    return _aggregate_rows(_aggregate_query(cond))
+def _capped_count_query(cond, cap):
+    """How many cases ``cond`` gives, counting no further than ``cap``."""
+    inner = ProxyCase.select(ProxyCase.id).where(cond).limit(cap)
+    return ProxyCase.select(fn.COUNT(SQL("*"))).from_(inner.alias("capped"))
 
 
 def _aggregate_rows(rows) -> dict[str, int]:
     return {s: int(n) for s, n in rows}
 
 
+def _split(direction: str, states) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    final = cs.FINAL[direction]
+    return tuple(s for s in states if s not in final), tuple(s for s in states if s in final)
+
+
+def _counts(cond, direction: str, states) -> dict[str, int]:
+    """The counts of ``states`` under a filtered board's ``cond`` (open exact, final capped)."""
+    open_states, final_states = _split(direction, states)
+    counts = {}
+    if open_states:
+        counts = _aggregate_rows(_aggregate_query(cond & ProxyCase.state.in_(list(open_states))))
+    for state in final_states:
+        query = _capped_count_query(cond & (ProxyCase.state == state), COUNT_CAP + 1)
+        counts[state] = int(query.scalar() or 0)
+    return counts
+
+
 # The unfiltered board's statements (issue 10: most boards are shown without filters, and a
 # move answers with its columns; peewee's SQL building was half of a move's time). A shape is
-# (visibility kind, direction, the columns asked for) for the counts, and (visibility kind,
-# direction, state) for a column's cards; the values are the department and the card limit.
+# (visibility kind, direction, the open columns asked for) for the open columns' counts, and
+# (visibility kind, direction, state) for a finished column's count or a column's cards; the
+# values are the department and the count cap or card limit.
 def _unfiltered(kind: str, dept, direction: str, states: tuple[str, ...] | None):
     cond = _visible(kind, dept) & (ProxyCase.direction == direction)
     if states is not None:
@@ -505,9 +546,27 @@ def _unfiltered(kind: str, dept, direction: str, states: tuple[str, ...] | None)
     return cond
 
 
-_BOARD_COUNTS = Shapes(
+_OPEN_COUNTS = Shapes(
     lambda shape, dept: _aggregate_query(_unfiltered(shape[0], dept, shape[1], shape[2])), 1
 )
+_FINAL_COUNT = Shapes(
+    lambda shape, dept, cap: _capped_count_query(
+        _unfiltered(shape[0], dept, shape[1], (shape[2],)), cap
+    ),
+    2,
+)
+
+
+def _unfiltered_counts(kind: str, dept, direction: str, states) -> dict[str, int]:
+    open_states, final_states = _split(direction, states)
+    counts = {}
+    if open_states:
+        counts = _aggregate_rows(_OPEN_COUNTS[kind, direction, open_states].all(dept))
+    for state in final_states:
+        counts[state] = int(_FINAL_COUNT[kind, direction, state].scalar(dept, COUNT_CAP + 1) or 0)
+    return counts
+
+
 _BOARD_CARDS = Shapes(
     lambda shape, dept, n: (
         _card_query(_unfiltered(shape[0], dept, shape[1], None) & (ProxyCase.state == shape[2]))
@@ -591,11 +650,11 @@ def board_tokens(
     of the cards each column shows; no card is rendered."""
     kind, dept = _visibility(user)
     cond = _board_clause(user, direction, filters, today) if filters.active else None
-    counts = (
-        _aggregates(cond)
-        if cond is not None
-        else _aggregate_rows(_BOARD_COUNTS[kind, direction, None].all(dept))
-    )
+    columns = cs.COLUMNS[direction]
+    if cond is not None:
+        counts = _counts(cond, direction, columns)
+    else:
+        counts = _unfiltered_counts(kind, dept, direction, columns)
     tokens = {}
     for state in cs.COLUMNS[direction]:
         n = _shown(shown, state)
@@ -621,16 +680,14 @@ def board(
     if direction not in board_directions(user):
         raise NotFound
     kind, dept = _visibility(user)
-    states = tuple(sorted(only)) if only is not None else None  # a move's answer: its columns
-    counts = _aggregate_rows(_BOARD_COUNTS[kind, direction, states].all(dept))
+    # a move's answer: its columns only
+    states = tuple(s for s in cs.COLUMNS[direction] if only is None or s in only)
+    totals = _unfiltered_counts(kind, dept, direction, states)
     if filters.active:
         cond = _board_clause(user, direction, filters, today)
-        if states is not None:  # not every case ever closed
-            cond &= ProxyCase.state.in_(list(states))
-        aggregates = _aggregates(cond)
+        aggregates = _counts(cond, direction, states)
     else:
-        aggregates = counts
-    totals = counts
+        aggregates = totals
     limits = wip_limits(direction, today)
     columns = []
     for state in cs.COLUMNS[direction]:
@@ -712,6 +769,14 @@ def column_ids(
     return out
 
 
+def remaining_text(count: int, shown: int, final: bool) -> str:
+    """How many cards a column has beyond the ``shown`` ones, as its 加载更多 says it (a
+    finished column's count is capped)."""
+    if final and count > COUNT_CAP:
+        return f"{max(0, COUNT_CAP - shown)}+"
+    return str(max(0, count - shown))
+
+
 def more_cards(
     user: StaffUser,
     direction: str,
@@ -721,11 +786,15 @@ def more_cards(
     offset: int,
     overrides=None,
 ) -> tuple[list[Card], int]:
-    """The next page of a column after ``offset`` cards, and the column's count."""
+    """The next page of a column after ``offset`` cards, and the column's count (a finished
+    column's counted up to ``COUNT_CAP + 1``)."""
     if direction not in board_directions(user) or state not in cs.COLUMNS[direction]:
         raise NotFound
     cond = _board_clause(user, direction, filters, today) & (ProxyCase.state == state)
-    count = ProxyCase.select().where(cond).count()
+    if state in cs.FINAL[direction]:
+        count = int(_capped_count_query(cond, COUNT_CAP + 1).scalar() or 0)
+    else:
+        count = ProxyCase.select().where(cond).count()
     offset = max(0, min(offset, MAX_SHOWN))
     rows = _card_query(cond).order_by(*_order(direction, state)).offset(offset).limit(MORE)
     return [_card(user, row, today, overrides) for row in rows], count
