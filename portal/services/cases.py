@@ -522,16 +522,26 @@ def _split(direction: str, states) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(s for s in states if s not in final), tuple(s for s in states if s in final)
 
 
-def _counts(cond, direction: str, states) -> dict[str, int]:
-    """The counts of ``states`` under a filtered board's ``cond`` (open exact, final capped)."""
+def _column_counts(direction: str, states, open_counts, final_count) -> dict[str, int]:
+    """The counts of ``states``: the open ones exactly, by ``open_counts(open_states)`` (rows
+    of state and count), each finished one capped, by ``final_count(state)``."""
     open_states, final_states = _split(direction, states)
-    counts = {}
-    if open_states:
-        counts = _aggregate_rows(_aggregate_query(cond & ProxyCase.state.in_(list(open_states))))
+    counts = _aggregate_rows(open_counts(open_states)) if open_states else {}
     for state in final_states:
-        query = _capped_count_query(cond & (ProxyCase.state == state), COUNT_CAP + 1)
-        counts[state] = int(query.scalar() or 0)
+        counts[state] = int(final_count(state) or 0)
     return counts
+
+
+def _counts(cond, direction: str, states) -> dict[str, int]:
+    """The counts of ``states`` under a filtered board's ``cond``."""
+    return _column_counts(
+        direction,
+        states,
+        lambda open_states: _aggregate_query(cond & ProxyCase.state.in_(list(open_states))),
+        lambda state: _capped_count_query(
+            cond & (ProxyCase.state == state), COUNT_CAP + 1
+        ).scalar(),
+    )
 
 
 # The unfiltered board's statements (issue 10: most boards are shown without filters, and a
@@ -558,13 +568,13 @@ _FINAL_COUNT = Shapes(
 
 
 def _unfiltered_counts(kind: str, dept, direction: str, states) -> dict[str, int]:
-    open_states, final_states = _split(direction, states)
-    counts = {}
-    if open_states:
-        counts = _aggregate_rows(_OPEN_COUNTS[kind, direction, open_states].all(dept))
-    for state in final_states:
-        counts[state] = int(_FINAL_COUNT[kind, direction, state].scalar(dept, COUNT_CAP + 1) or 0)
-    return counts
+    """The counts of ``states`` on the unfiltered board, by prepared statements."""
+    return _column_counts(
+        direction,
+        states,
+        lambda open_states: _OPEN_COUNTS[kind, direction, open_states].all(dept),
+        lambda state: _FINAL_COUNT[kind, direction, state].scalar(dept, COUNT_CAP + 1),
+    )
 
 
 _BOARD_CARDS = Shapes(
@@ -791,10 +801,7 @@ def more_cards(
     if direction not in board_directions(user) or state not in cs.COLUMNS[direction]:
         raise NotFound
     cond = _board_clause(user, direction, filters, today) & (ProxyCase.state == state)
-    if state in cs.FINAL[direction]:
-        count = int(_capped_count_query(cond, COUNT_CAP + 1).scalar() or 0)
-    else:
-        count = ProxyCase.select().where(cond).count()
+    count = _counts(cond, direction, (state,)).get(state, 0)
     offset = max(0, min(offset, MAX_SHOWN))
     rows = _card_query(cond).order_by(*_order(direction, state)).offset(offset).limit(MORE)
     return [_card(user, row, today, overrides) for row in rows], count
