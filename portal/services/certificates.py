@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from peewee import JOIN, IntegrityError
 
-from portal.db import locked, write_tx
+from portal.db import Prepared, locked, write_tx
 from portal.documents import Document
 from portal.models import (
     Account,
@@ -461,12 +461,18 @@ class Verification:
         return STATE_LABELS[self.state]
 
 
+# The public verification page's lookup, built once (issue 10: anyone scanning a QR code).
+_BY_VERIFY_CODE = Prepared(
+    lambda code: Certificate.select().where(Certificate.verify_code == code).limit(1), 1
+)
+
+
 def verify(code_text: str, today: date) -> Verification:
     """Look a code up; only masked facts come back."""
     from portal.services.payouts import local_date
 
     code = normalize_code(code_text)
-    certificate = Certificate.get_or_none(Certificate.verify_code == code) if code else None
+    certificate = _BY_VERIFY_CODE.first(code) if code else None
     if certificate is None:
         return Verification("unknown", code)
     summary = certificate.summary or {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import time
 
-from portal.db import write_tx
+from portal.db import Prepared, write_tx
 from portal.models import RateLimitHit
 
 _MAX_KEY = 120
@@ -35,18 +35,22 @@ def _window(window_seconds: int, now: float | None) -> int:
     return int(now // window_seconds) * window_seconds
 
 
+# The reads every login, lookup and SMS makes, built once (issue 10).
+_HITS = Prepared(
+    lambda k, start: RateLimitHit.select(RateLimitHit.hits).where(
+        (RateLimitHit.key == k) & (RateLimitHit.window_start == start)
+    ),
+    2,
+)
+_COUNTER = Prepared(lambda k: RateLimitHit.select().where(RateLimitHit.key == k).limit(1), 1)
+
+
 class DatabaseCounters:
     """Counters in ``rate_limit_hit``: (key, window_start) rows; for ``incr`` counters the
     window_start column holds the expiry time and the key is prefixed ``ttl:``."""
 
     def count(self, key: str, window_seconds: int, now: float | None = None) -> int:
-        start = _window(window_seconds, now)
-        hits = (
-            RateLimitHit.select(RateLimitHit.hits)
-            .where((RateLimitHit.key == _key(key)) & (RateLimitHit.window_start == start))
-            .scalar()
-        )
-        return int(hits or 0)
+        return int(_HITS.scalar(_key(key), _window(window_seconds, now)) or 0)
 
     def hit(self, key: str, window_seconds: int, now: float | None = None) -> int:
         start = _window(window_seconds, now)
@@ -84,7 +88,7 @@ class DatabaseCounters:
     def alive(self, key: str, now: float | None = None) -> tuple[int, int]:
         """(count, seconds left) of an ``incr`` counter; (0, 0) when absent or expired."""
         now = int(time.time() if now is None else now)
-        row = RateLimitHit.select().where(RateLimitHit.key == _key("ttl:" + key)).first()
+        row = _COUNTER.first(_key("ttl:" + key))
         if row is None or row.window_start <= now:
             return 0, 0
         return row.hits, row.window_start - now
