@@ -113,3 +113,18 @@ def test_finished_columns_count_up_to_a_cap_open_ones_exactly(client, monkeypatc
         headers={"HX-Request": "true"},
     ).get_data(as_text=True)
     assert more.count('class="kcard') >= 4  # the rest of the cards still come
+
+
+def test_card_urls_are_url_for_from_a_pattern(app):
+    """A card's links come from a pattern built once per request; they are url_for's, under a
+    mount point too."""
+    from flask import url_for
+
+    from portal.intranet.board import case_url
+
+    for root in ("", "/hpf"):
+        with app.test_request_context("/staff/board/outbound", base_url=f"http://localhost{root}"):
+            for endpoint in ("board.case_detail", "board.move", "board.take"):
+                for case_id in (1, 42, 987654321, 10**12):
+                    assert case_url(endpoint, case_id) == url_for(endpoint, case_id=case_id)
+            assert case_url("board.move", 7).startswith(root + "/staff/board/")
