@@ -393,6 +393,60 @@ class PreparedInsert:
         return instance
 
 
+class PreparedUpdate:
+    """``Model.update(**values).where(key == ..., ...)`` with the UPDATE built once per dialect
+    and set of columns (issue 10: a card move and every audited change write one). Values are
+    converted by their fields as ``update`` does; returns the number of rows changed.
+
+        bump = PreparedUpdate(ProxyCase, "id", "version")
+        bump.execute({"state": "verifying", "version": 3}, id=7, version=2)
+    """
+
+    MAX_SHAPES = 32  # column sets kept (a move sets a handful of different ones)
+
+    def __init__(self, model, *keys: str):
+        self._model = model
+        self._keys = keys
+        self._fields = model._meta.fields
+        self._statements: dict[tuple[str, ...], Prepared] = {}
+
+    def _statement(self, names: tuple[str, ...]) -> Prepared:
+        found = self._statements.get(names)
+        if found is None:
+            model, fields, keys = self._model, self._fields, self._keys
+
+            def build(*slots):
+                where = None
+                for key, slot in zip(keys, slots[len(names) :], strict=True):
+                    clause = fields[key] == slot
+                    where = clause if where is None else where & clause
+                sets = {fields[n]: slot for n, slot in zip(names, slots, strict=False)}
+                return model.update(sets).where(where)
+
+            found = Prepared(build, len(names) + len(keys))
+            if len(self._statements) < self.MAX_SHAPES:
+                self._statements[names] = found
+        return found
+
+    def execute(self, values: dict, **keys) -> int:
+        if set(keys) != set(self._keys):
+            raise TypeError(f"expected the keys {sorted(self._keys)}, got {sorted(keys)}")
+        unknown = values.keys() - self._fields.keys()
+        if unknown:
+            raise TypeError(f"{self._model.__name__} has no field {sorted(unknown)[0]!r}")
+        if not values:
+            raise TypeError("nothing to update")
+        names = tuple(sorted(values))
+        fields = self._fields
+        bound = [fields[n].db_value(values[n]) for n in names]
+        bound += [fields[k].db_value(keys[k]) for k in self._keys]
+        _query, cursor, _key = self._statement(names)._execute(bound)
+        try:
+            return cursor.rowcount
+        finally:
+            cursor.close()
+
+
 class Shapes:
     """A family of prepared statements whose SQL differs by a *shape*: a small hashable
     description such as a role's visibility or a board column. ``build(shape, *slots)`` gives

@@ -215,3 +215,55 @@ def test_a_prepared_insert_writes_what_create_writes():
     assert SmsMessage.get_by_id(sms.id).body == "验证码 123456"
     with pytest.raises(TypeError, match="no field 'colour'"):
         add_event.create(case=case, action="move", colour="red")
+
+
+def test_a_prepared_update_writes_what_update_writes():
+    """PreparedUpdate: the row read back is the row Model.update writes (dates, JSON, foreign
+    keys by id or instance, None), only where the keys match; the count of rows changed."""
+    from datetime import date, datetime
+
+    from portal.db import PreparedUpdate
+    from portal.models import ProxyCase, StaffUser
+
+    first, second = list(ProxyCase.select().order_by(ProxyCase.id).limit(2))
+    handler = StaffUser.select().first()
+    at = datetime(2026, 12, 3, 10, 0, 0, 123456)
+    values = {
+        "state": "supplement",
+        "missing_materials": ["购房合同原件", "身份证"],
+        "assignee": handler.id,
+        "deadline": date(2026, 12, 24),
+        "paused_since": None,
+        "updated_at": at,
+        "version": first.version + 1,
+    }
+    bump = PreparedUpdate(ProxyCase, "id", "version")
+    assert bump.execute(values, id=first.id, version=first.version) == 1
+    plain = dict(values, version=second.version + 1)
+    assert (
+        ProxyCase.update(**plain)
+        .where((ProxyCase.id == second.id) & (ProxyCase.version == second.version))
+        .execute()
+        == 1
+    )
+    got, expected = ProxyCase.get_by_id(first.id), ProxyCase.get_by_id(second.id)
+    for name in values:
+        if name != "version":
+            assert getattr(got, name) == getattr(expected, name), name
+    assert got.version == first.version + 1 and got.updated_at == at
+    assert got.missing_materials == ["购房合同原件", "身份证"] and got.assignee_id == handler.id
+
+    # a stale version changes nothing; an instance for a foreign key; another column set
+    assert bump.execute({"state": "accepted"}, id=first.id, version=first.version) == 0
+    assert ProxyCase.get_by_id(first.id).state == "supplement"
+    assert (
+        bump.execute(
+            {"assignee": handler, "version": got.version + 1}, id=first.id, version=got.version
+        )
+        == 1
+    )
+    assert ProxyCase.get_by_id(first.id).assignee_id == handler.id
+    with pytest.raises(TypeError, match="no field 'colour'"):
+        bump.execute({"colour": "red"}, id=first.id, version=1)
+    with pytest.raises(TypeError, match="keys"):
+        bump.execute({"state": "accepted"}, id=first.id)

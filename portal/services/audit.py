@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from portal.db import Prepared, PreparedInsert, locked, write_tx
+from portal.db import Prepared, PreparedInsert, PreparedUpdate, locked, write_tx
 from portal.models import AuditHead, AuditLog, utcnow
 
 RETENTION_DAYS = 180
@@ -50,6 +50,7 @@ def row_hash(
 # The chain's head, locked (issue 10: every audited change reads it; built once).
 _HEAD = Prepared(lambda pk: locked(AuditHead.select().where(AuditHead.id == pk)).limit(1), 1)
 _ADD = PreparedInsert(AuditLog)
+_MOVE_HEAD = PreparedUpdate(AuditHead, "id")
 
 
 def record(
@@ -75,7 +76,7 @@ def record(
             row_hash=digest,
         )
         if head:
-            AuditHead.update(last_hash=digest, updated_at=at).where(AuditHead.id == 1).execute()
+            _MOVE_HEAD.execute({"last_hash": digest, "updated_at": at}, id=1)
         else:
             AuditHead.insert(id=1, last_hash=digest, anchor_hash="", updated_at=at).execute()
     return row

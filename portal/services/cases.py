@@ -21,7 +21,7 @@ from datetime import date, datetime
 from peewee import JOIN, SQL, fn
 
 from portal import items
-from portal.db import Prepared, PreparedInsert, Shapes, locked, write_tx
+from portal.db import Prepared, PreparedInsert, PreparedUpdate, Shapes, locked, write_tx
 from portal.models import (
     Attachment,
     CaseComment,
@@ -129,6 +129,7 @@ def visible_clause(user: StaffUser):
 
 _BY_ID = Prepared(lambda pk: ProxyCase.select().where(ProxyCase.id == pk).limit(1), 1)
 _ADD_EVENT = PreparedInsert(CaseEvent)  # a move writes one event (issue 10: built once)
+_VERSIONED_UPDATE = PreparedUpdate(ProxyCase, "id", "version")  # a move's write (built once)
 
 
 # One case as this user may see it, plain or locked for a change (issue 10: built once per
@@ -977,14 +978,8 @@ def move_case(
         if move.target == "processing" and user.role == "handler" and not case.assignee_id:
             fields["assignee"] = user.id
             event["assignee"] = user.name
-        fields.update(state=target, version=case.version + 1, updated_at=utcnow())
-        won = (
-            ProxyCase.update(**fields)
-            .where((ProxyCase.id == case.id) & (ProxyCase.version == case.version))
-            .execute()
-        )
-        if won != 1:  # cannot happen under the lock; kept as the conditional-update guard
-            _check_version(ProxyCase.get_by_id(case.id), None)
+        fields["state"] = target
+        _bump(case, case.version, **fields)  # under the lock: the guard cannot fail here
         case = _BY_ID.first(case.id)  # as stored (issue 10: the statement is built once)
         if case.direction == OUTBOUND and target == "transmitted":
             package = _export_package(case, _actor(user))
@@ -1036,12 +1031,10 @@ def assignable_handlers(case: ProxyCase) -> list[StaffUser]:
 
 
 def _bump(case: ProxyCase, version: int, **fields) -> None:
+    """Write ``fields`` and the next version, only if the case is still at ``version`` (the
+    conditional update that makes a concurrent change lose)."""
     fields.update(version=case.version + 1, updated_at=utcnow())
-    won = (
-        ProxyCase.update(**fields)
-        .where((ProxyCase.id == case.id) & (ProxyCase.version == version))
-        .execute()
-    )
+    won = _VERSIONED_UPDATE.execute(fields, id=case.id, version=version)
     if won != 1:
         _check_version(ProxyCase.get_by_id(case.id), None)
 
