@@ -95,7 +95,7 @@ def board_directions(user: StaffUser) -> tuple[str, ...]:
     return ()
 
 
-def _visibility(user: StaffUser) -> tuple[str, int | None]:
+def visibility(user: StaffUser) -> tuple[str, int | None]:
     """Which cases this user may see, as a kind and a department (see :func:`visible_clause`)."""
     if user.role in ("liaison", "auditor"):
         return "all", None
@@ -106,7 +106,7 @@ def _visibility(user: StaffUser) -> tuple[str, int | None]:
     return "none", None
 
 
-def _visible(kind: str, department):
+def visible_by_kind(kind: str, department):
     """The WHERE clause of a visibility kind; ``department`` is a value or a prepared Slot."""
     if kind == "all":
         return ProxyCase.id.is_null(False)
@@ -124,7 +124,7 @@ def visible_clause(user: StaffUser):
     and the outbound cases accepted at their department's window; a clerk their department's
     outbound cases; anyone else none.
     """
-    return _visible(*_visibility(user))
+    return visible_by_kind(*visibility(user))
 
 
 _BY_ID = Prepared(lambda pk: ProxyCase.select().where(ProxyCase.id == pk).limit(1), 1)
@@ -135,7 +135,7 @@ _VERSIONED_UPDATE = PreparedUpdate(ProxyCase, "id", "version")  # a move's write
 # One case as this user may see it, plain or locked for a change (issue 10: built once per
 # visibility kind; a move reads its case twice).
 def _visible_by_id(kind: str, pk, dept):
-    return ProxyCase.select().where((ProxyCase.id == pk) & _visible(kind, dept))
+    return ProxyCase.select().where((ProxyCase.id == pk) & visible_by_kind(kind, dept))
 
 
 _VISIBLE_BY_ID = Shapes(_visible_by_id, 2)
@@ -143,7 +143,7 @@ _LOCKED_BY_ID = Shapes(lambda kind, pk, dept: locked(_visible_by_id(kind, pk, de
 
 
 def get_case(user: StaffUser, case_id: int) -> ProxyCase:
-    kind, dept = _visibility(user)
+    kind, dept = visibility(user)
     case = _VISIBLE_BY_ID[kind].first(case_id, dept)
     if case is None:
         raise NotFound
@@ -151,7 +151,7 @@ def get_case(user: StaffUser, case_id: int) -> ProxyCase:
 
 
 def _locked_case(user: StaffUser, case_id: int) -> ProxyCase:
-    kind, dept = _visibility(user)
+    kind, dept = visibility(user)
     case = _LOCKED_BY_ID[kind].first(case_id, dept)
     if case is None:
         raise NotFound
@@ -551,7 +551,7 @@ def _counts(cond, direction: str, states) -> dict[str, int]:
 # (visibility kind, direction, state) for a finished column's count or a column's cards; the
 # values are the department and the count cap or card limit.
 def _unfiltered(kind: str, dept, direction: str, states: tuple[str, ...] | None):
-    cond = _visible(kind, dept) & (ProxyCase.direction == direction)
+    cond = visible_by_kind(kind, dept) & (ProxyCase.direction == direction)
     if states is not None:
         cond &= ProxyCase.state.in_(list(states))
     return cond
@@ -659,7 +659,7 @@ def board_tokens(
 ) -> dict[str, str]:
     """One cheap token per column (see :func:`_token`): the counts, and the ids and versions
     of the cards each column shows; no card is rendered."""
-    kind, dept = _visibility(user)
+    kind, dept = visibility(user)
     cond = _board_clause(user, direction, filters, today) if filters.active else None
     columns = cs.COLUMNS[direction]
     if cond is not None:
@@ -690,7 +690,7 @@ def board(
     their cards (the others are left out)."""
     if direction not in board_directions(user):
         raise NotFound
-    kind, dept = _visibility(user)
+    kind, dept = visibility(user)
     # a move's answer: its columns only
     states = tuple(s for s in cs.COLUMNS[direction] if only is None or s in only)
     totals = _unfiltered_counts(kind, dept, direction, states)

@@ -491,11 +491,12 @@ _LEDGER_FILTERS = ("date_from", "date_to", "item", "direction", "state", "center
 
 
 def _ledger_where(kind: str, dept, q: LedgerQuery):
-    """The ledger's WHERE clause: a visibility kind and department (see cases._visible), and
-    the filters of ``q`` that are set; the values may be prepared Slots."""
-    from portal.services.cases import _visible
+    """The ledger's WHERE clause: a visibility kind and department (see
+    ``cases.visible_by_kind``) and the filters of ``q`` that are set; the values may be
+    prepared Slots."""
+    from portal.services.cases import visible_by_kind
 
-    cond = _visible(kind, dept)
+    cond = visible_by_kind(kind, dept)
     if q.date_from:
         cond &= ProxyCase.clock_start >= q.date_from
     if q.date_to:
@@ -560,9 +561,9 @@ _LEDGER_PAGE = Shapes(
 
 
 def _ledger_shape(user: StaffUser, q: LedgerQuery) -> tuple[tuple, list]:
-    from portal.services.cases import _visibility
+    from portal.services.cases import visibility
 
-    kind, dept = _visibility(user)
+    kind, dept = visibility(user)
     present = tuple(name for name in _LEDGER_FILTERS if getattr(q, name))
     return (kind, present), [dept, *(getattr(q, name) or None for name in _LEDGER_FILTERS)]
 
@@ -644,9 +645,9 @@ def ledger_xlsx(
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
-    from portal.services.cases import _visibility
+    from portal.services.cases import visibility
 
-    query = _ledger_select(*_visibility(user), q).order_by(ProxyCase.clock_start, ProxyCase.id)
+    query = _ledger_select(*visibility(user), q).order_by(ProxyCase.clock_start, ProxyCase.id)
     rows = _ledger_rows(query.limit(limit) if limit else query)
     if progress:
         progress(20)
