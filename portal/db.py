@@ -420,7 +420,7 @@ class PreparedUpdate:
                 for key, slot in zip(keys, slots[len(names) :], strict=True):
                     clause = fields[key] == slot
                     where = clause if where is None else where & clause
-                sets = {fields[n]: slot for n, slot in zip(names, slots, strict=False)}
+                sets = {fields[n]: s for n, s in zip(names, slots[: len(names)], strict=True)}
                 return model.update(sets).where(where)
 
             found = Prepared(build, len(names) + len(keys))
