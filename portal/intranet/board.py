@@ -197,6 +197,7 @@ def column_more(direction: str, state: str):
         common.holiday_overrides(per_request=True),
     )
     view = SimpleNamespace(direction=direction, filters=filters)  # for the links
+    shown = min(count, offset + len(cards))
     response = make_response(
         render_template(
             "intranet/_board_more.html",
@@ -204,11 +205,9 @@ def column_more(direction: str, state: str):
             cards=cards,
             state=state,
             direction=direction,
-            shown=min(count, offset + len(cards)),
+            shown=shown,
             count=count,
-            remaining_text=cases.remaining_text(
-                count, min(count, offset + len(cards)), state in casestates.FINAL[direction]
-            ),
+            remaining_text=cases.remaining_text(count, shown, state in casestates.FINAL[direction]),
             preserve=False,
             page_size=cases.MORE,
         )

@@ -345,7 +345,7 @@ class Column:
     @property
     def capped(self) -> bool:
         """A finished column with more cards than it counts (see COUNT_CAP)."""
-        return self.final and self.count > COUNT_CAP
+        return _capped(self.count, self.final)
 
     @property
     def count_text(self) -> str:
@@ -353,7 +353,7 @@ class Column:
 
     @property
     def total_text(self) -> str:
-        return f"{COUNT_CAP}+" if self.final and self.total > COUNT_CAP else str(self.total)
+        return f"{COUNT_CAP}+" if _capped(self.total, self.final) else str(self.total)
 
     @property
     def remaining_text(self) -> str:
@@ -667,7 +667,7 @@ def board_tokens(
     else:
         counts = _unfiltered_counts(kind, dept, direction, columns)
     tokens = {}
-    for state in cs.COLUMNS[direction]:
+    for state in columns:
         n = _shown(shown, state)
         if cond is not None:
             rows = _shown_query(cond, direction, state, n)
@@ -780,10 +780,14 @@ def column_ids(
     return out
 
 
+def _capped(count: int, final: bool) -> bool:
+    return final and count > COUNT_CAP
+
+
 def remaining_text(count: int, shown: int, final: bool) -> str:
     """How many cards a column has beyond the ``shown`` ones, as its 加载更多 says it (a
     finished column's count is capped)."""
-    if final and count > COUNT_CAP:
+    if _capped(count, final):
         return f"{max(0, COUNT_CAP - shown)}+"
     return str(max(0, count - shown))
 

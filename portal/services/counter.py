@@ -28,6 +28,7 @@ from portal.rules.ids import (
 )
 from portal.rules.workdays import add_workdays
 from portal.services import audit
+from portal.services.cases import Assignee, visibility, visible_by_kind, visible_clause
 
 ACCEPT_ROLES = ("clerk", "handler")
 VIEW_ROLES = ("clerk", "handler", "liaison", "auditor")
@@ -332,8 +333,6 @@ def visible_case(user: StaffUser, case_no: str) -> ProxyCase | None:
     """The case if this staff member may see it (the board's one visibility rule: the liaison
     and the auditor every case, handlers their department's, clerks their department's
     outbound cases); anyone else's case is None (404)."""
-    from portal.services.cases import visible_clause
-
     return ProxyCase.get_or_none(
         (ProxyCase.case_no == (case_no or "").strip()) & visible_clause(user)
     )
@@ -476,14 +475,13 @@ class _LedgerRecord(NamedTuple):
     assignee: str | None
 
 
-_Acceptor = StaffUser.alias()
-_Assignee = StaffUser.alias()
+_Acceptor = StaffUser.alias()  # the case's assignee is cases.Assignee
 _LEDGER_COLUMNS = (
     *(getattr(ProxyCase, name) for name in _LedgerRecord._fields[:12]),
     Center.name,
     Department.name,
     _Acceptor.name,
-    _Assignee.name,
+    Assignee.name,
 )
 
 
@@ -494,8 +492,6 @@ def _ledger_where(kind: str, dept, q: LedgerQuery):
     """The ledger's WHERE clause: a visibility kind and department (see
     ``cases.visible_by_kind``) and the filters of ``q`` that are set; the values may be
     prepared Slots."""
-    from portal.services.cases import visible_by_kind
-
     cond = visible_by_kind(kind, dept)
     if q.date_from:
         cond &= ProxyCase.clock_start >= q.date_from
@@ -521,7 +517,7 @@ def _ledger_select(kind: str, dept, q: LedgerQuery):
         .switch(ProxyCase)
         .join(_Acceptor, JOIN.LEFT_OUTER, on=(ProxyCase.accepted_by == _Acceptor.id))
         .switch(ProxyCase)
-        .join(_Assignee, JOIN.LEFT_OUTER, on=(ProxyCase.assignee == _Assignee.id))
+        .join(Assignee, JOIN.LEFT_OUTER, on=(ProxyCase.assignee == Assignee.id))
         .where(_ledger_where(kind, dept, q))
         .tuples()
     )
@@ -548,7 +544,7 @@ def _slotted(shape, slots) -> tuple[str, object, LedgerQuery]:
     return kind, dept, q
 
 
-_LEDGER_COUNT = Shapes(lambda shape, *slots: _ledger_count_query(*_slotted(shape, slots[:7])), 7)
+_LEDGER_COUNT = Shapes(lambda shape, *slots: _ledger_count_query(*_slotted(shape, slots)), 7)
 _LEDGER_PAGE = Shapes(
     lambda shape, *slots: (
         _ledger_select(*_slotted(shape, slots[:7]))
@@ -561,8 +557,6 @@ _LEDGER_PAGE = Shapes(
 
 
 def _ledger_shape(user: StaffUser, q: LedgerQuery) -> tuple[tuple, list]:
-    from portal.services.cases import visibility
-
     kind, dept = visibility(user)
     present = tuple(name for name in _LEDGER_FILTERS if getattr(q, name))
     return (kind, present), [dept, *(getattr(q, name) or None for name in _LEDGER_FILTERS)]
@@ -644,8 +638,6 @@ def ledger_xlsx(
     from openpyxl import Workbook
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
-
-    from portal.services.cases import visibility
 
     query = _ledger_select(*visibility(user), q).order_by(ProxyCase.clock_start, ProxyCase.id)
     rows = _ledger_rows(query.limit(limit) if limit else query)
