@@ -10,6 +10,8 @@ department) first answers with the card carrying its inline form. The board poll
 from __future__ import annotations
 
 import json
+import secrets
+import threading
 from types import SimpleNamespace
 from urllib.parse import urlparse
 
@@ -25,7 +27,11 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import get_locale
 from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
+from jinja2 import pass_context
+from markupsafe import Markup, escape
 
 from portal import htmx
 from portal.access import guard_kind, require_roles
@@ -48,6 +54,59 @@ def case_url(endpoint: str, case_id: int) -> str:
     if pattern is None:
         pattern = patterns[endpoint] = url_for(endpoint, case_id=int(_URL_ID))
     return pattern.replace(_URL_ID, str(int(case_id)))
+
+
+# --- a card's HTML, kept (issue 10) -------------------------------------------------------
+# A board shows dozens of cards and rendering them was half of its time. A card's HTML is a
+# function of the card (``cases.Card``: a frozen value holding everything the card shows for
+# this user today, its move targets included), the language, the mount point, whether the
+# answer is an htmx fragment and whether the card keeps an open inline form; each worker keeps
+# the HTML under those. The CSRF field differs per session: the kept HTML holds a slot that
+# only this process knows, filled with the request's token on the way out. A card with its
+# inline form open is never kept. Off where templates reload (development).
+
+CARD_CACHE_SIZE = 4096  # about 1 KB each
+_CSRF_SLOT = f"\x00{secrets.token_hex(8)}\x00"  # no data can hold it: never shown, per process
+_card_cache: dict[tuple, tuple[str, ...]] = {}
+_card_cache_lock = threading.Lock()
+
+
+def _csrf_slot() -> str:
+    return _CSRF_SLOT
+
+
+def _card_request_key() -> tuple:
+    key = g.get("card_request_key")
+    if key is None:
+        key = g.card_request_key = (str(get_locale()), request.script_root)
+    return key
+
+
+def _render_card(ctx, card, **extra) -> str:
+    template = ctx.environment.get_template("intranet/_card.html")
+    return template.render({**ctx.get_all(), "card": card, **extra})
+
+
+@bp.app_template_global()
+@pass_context
+def card_html(ctx, card: cases.Card) -> Markup:
+    """One card's HTML (``intranet/_card.html``), from this worker's cache when it has it."""
+    inline = ctx.get("inline")
+    if ctx.environment.auto_reload or (inline and inline["case_id"] == card.id):
+        return Markup(_render_card(ctx, card))  # nosec B704 - a template's own output
+    fragment = bool(ctx.get("htmx_fragment"))
+    keep = bool(ctx.get("preserve")) and card.id != ctx.get("fresh_id")
+    key = (card, fragment, keep, _card_request_key())
+    parts = _card_cache.get(key)
+    if parts is None:
+        parts = tuple(_render_card(ctx, card, csrf_token=_csrf_slot).split(_CSRF_SLOT))
+        with _card_cache_lock:
+            if len(_card_cache) >= CARD_CACHE_SIZE:
+                _card_cache.pop(next(iter(_card_cache)))  # the oldest
+            _card_cache[key] = parts
+    if len(parts) == 1:
+        return Markup(parts[0])  # nosec B704 - a template's own output
+    return Markup(str(escape(generate_csrf())).join(parts))  # nosec B704 - as above
 
 
 DIRECTION = "any(outbound, inbound)"

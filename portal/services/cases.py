@@ -292,8 +292,11 @@ def filter_choices(user: StaffUser, direction: str) -> dict[str, list[tuple[str,
 # --- the board read model -----------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class Card:
+    """What a board shows of a case for one user today: a value (issue 10: its rendered HTML
+    is kept under it, ``board.card_html``), so every field the card shows is here."""
+
     id: int
     case_no: str
     receipt_no: str
@@ -308,7 +311,7 @@ class Card:
     tracking_no: str
     version: int
     due: Due
-    targets: list[str] = field(default_factory=list)  # where this user may move it now
+    targets: tuple[str, ...] = ()  # where this user may move it now
     can_take: bool = False
     delivery: str = ""  # platform exchange (issue 8): pending (待送达) / failed / acked
     peer_deadline: date | None = None  # the peer's deadline, from its acknowledgement
@@ -478,7 +481,7 @@ def _card(user: StaffUser, row: ProxyCase, today: date, overrides) -> Card:
         tracking_no=row.tracking_no or "",
         version=row.version,
         due=due_of(row, today, overrides),
-        targets=move_targets(user, row),
+        targets=tuple(move_targets(user, row)),
         can_take=_can_take(user, row),
         delivery=getattr(row, "delivery", "") or "",
         peer_deadline=getattr(row, "peer_deadline", None),
