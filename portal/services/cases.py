@@ -17,6 +17,7 @@ import importlib
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import NamedTuple
 
 from peewee import JOIN, SQL, fn
 
@@ -200,7 +201,7 @@ class Due:
         return -self.left if self.left is not None and self.left < 0 else 0
 
 
-def due_of(case: ProxyCase, today: date, overrides=None) -> Due:
+def due_of(case: ProxyCase | CardRow, today: date, overrides=None) -> Due:
     current = 0
     if case.state == PAUSED and case.paused_since and today > case.paused_since:
         current = workdays_between(case.paused_since, today, overrides)
@@ -389,8 +390,8 @@ _CARD_FIELDS = (
     ProxyCase.direction,
     ProxyCase.state,
     ProxyCase.applicant_name,
-    ProxyCase.department,
-    ProxyCase.assignee,
+    ProxyCase.department.alias("department_id"),
+    ProxyCase.assignee.alias("assignee_id"),
     ProxyCase.clock_start,
     ProxyCase.deadline,
     ProxyCase.paused_since,
@@ -400,25 +401,55 @@ _CARD_FIELDS = (
     ProxyCase.peer_deadline,
     ProxyCase.updated_at,
     ProxyCase.version,
+    Center.name.alias("center_name"),
+    Department.name.alias("department_name"),
+    Assignee.name.alias("assignee_name"),
 )
 
 
+class CardRow(NamedTuple):
+    """A case as a card reads it (``_card_query``'s columns, in order): read-only, so no
+    model instance per row (issue 10)."""
+
+    id: int
+    case_no: str
+    receipt_no: str
+    item: str
+    direction: str
+    state: str
+    applicant_name: str
+    department_id: int | None
+    assignee_id: int | None
+    clock_start: date
+    deadline: date
+    paused_since: date | None
+    paused_workdays: int
+    tracking_no: str | None
+    delivery: str | None
+    peer_deadline: date | None
+    updated_at: datetime
+    version: int
+    center_name: str
+    department_name: str | None
+    assignee_name: str | None
+
+
 def _card_query(cond):
+    """The cases under ``cond`` as tuples in ``CardRow``'s order (see ``_card_rows``)."""
     return (
-        ProxyCase.select(
-            *_CARD_FIELDS,
-            Center.name.alias("center_name"),
-            Department.name.alias("department_name"),
-            Assignee.name.alias("assignee_name"),
-        )
+        ProxyCase.select(*_CARD_FIELDS)
         .join(Center, on=(ProxyCase.center == Center.id))
         .switch(ProxyCase)
         .join(Department, JOIN.LEFT_OUTER, on=(ProxyCase.department == Department.id))
         .switch(ProxyCase)
         .join(Assignee, JOIN.LEFT_OUTER, on=(ProxyCase.assignee == Assignee.id))
         .where(cond)
-        .objects()
+        .tuples()
     )
+
+
+def _card_rows(rows) -> list[CardRow]:
+    return [CardRow._make(row) for row in rows]
 
 
 def _order(direction: str, state: str):
@@ -428,7 +459,7 @@ def _order(direction: str, state: str):
     return (ProxyCase.deadline, ProxyCase.id)
 
 
-def _extra_refusal(user: StaffUser, case: ProxyCase, move: cs.Move) -> str | None:
+def _extra_refusal(user: StaffUser, case: ProxyCase | CardRow, move: cs.Move) -> str | None:
     """Refusals beyond the table: whose inbound case it is, and who does it belong to."""
     if case.direction == INBOUND and user.role == "handler":
         if case.assignee_id and case.assignee_id != user.id:
@@ -443,7 +474,7 @@ def _extra_refusal(user: StaffUser, case: ProxyCase, move: cs.Move) -> str | Non
     return None
 
 
-def move_targets(user: StaffUser, case: ProxyCase) -> list[str]:
+def move_targets(user: StaffUser, case: ProxyCase | CardRow) -> list[str]:
     """The columns this user may move this case to now, in board order."""
     if user.role not in MOVER_ROLES:
         return []
@@ -455,7 +486,7 @@ def move_targets(user: StaffUser, case: ProxyCase) -> list[str]:
     return out
 
 
-def _can_take(user: StaffUser, case: ProxyCase) -> bool:
+def _can_take(user: StaffUser, case: ProxyCase | CardRow) -> bool:
     return (
         user.role == "handler"
         and case.direction == INBOUND
@@ -465,7 +496,7 @@ def _can_take(user: StaffUser, case: ProxyCase) -> bool:
     )
 
 
-def _card(user: StaffUser, row: ProxyCase, today: date, overrides) -> Card:
+def _card(user: StaffUser, row: CardRow, today: date, overrides) -> Card:
     return Card(
         id=row.id,
         case_no=row.case_no,
@@ -474,17 +505,17 @@ def _card(user: StaffUser, row: ProxyCase, today: date, overrides) -> Card:
         direction=row.direction,
         state=row.state,
         applicant_name=row.applicant_name,
-        center_name=getattr(row, "center_name", "") or "",
-        department_name=getattr(row, "department_name", "") or "",
+        center_name=row.center_name or "",
+        department_name=row.department_name or "",
         assignee_id=row.assignee_id,
-        assignee_name=getattr(row, "assignee_name", "") or "",
+        assignee_name=row.assignee_name or "",
         tracking_no=row.tracking_no or "",
         version=row.version,
         due=due_of(row, today, overrides),
         targets=tuple(move_targets(user, row)),
         can_take=_can_take(user, row),
-        delivery=getattr(row, "delivery", "") or "",
-        peer_deadline=getattr(row, "peer_deadline", None),
+        delivery=row.delivery or "",
+        peer_deadline=row.peer_deadline,
     )
 
 
@@ -492,7 +523,7 @@ def card(user: StaffUser, case_id: int, today: date, overrides=None) -> Card:
     row = _card_query((ProxyCase.id == case_id) & visible_clause(user)).first()
     if row is None:
         raise NotFound
-    return _card(user, row, today, overrides)
+    return _card(user, CardRow._make(row), today, overrides)
 
 
 # A finished column (归档, 已反馈, 退回) counts its cards up to this many and shows "999+"
@@ -716,7 +747,7 @@ def board(
             )
         else:
             rows = _BOARD_CARDS[kind, direction, state].all(dept, n)
-        rows = list(rows)
+        rows = _card_rows(rows)
         cards = [_card(user, row, today, overrides) for row in rows]
         count = aggregates.get(state, 0)
         columns.append(
@@ -812,7 +843,7 @@ def more_cards(
     count = _counts(cond, direction, (state,)).get(state, 0)
     offset = max(0, min(offset, MAX_SHOWN))
     rows = _card_query(cond).order_by(*_order(direction, state)).offset(offset).limit(MORE)
-    return [_card(user, row, today, overrides) for row in rows], count
+    return [_card(user, row, today, overrides) for row in _card_rows(rows)], count
 
 
 # --- moves --------------------------------------------------------------------------------
