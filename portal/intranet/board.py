@@ -75,11 +75,27 @@ def _csrf_slot() -> str:
     return _CSRF_SLOT
 
 
-def _card_request_key() -> tuple:
-    key = g.get("card_request_key")
-    if key is None:
-        key = g.card_request_key = (str(get_locale()), request.script_root)
-    return key
+class _CardRequest:
+    """What the cards of one request share: the key's request part and the CSRF token."""
+
+    __slots__ = ("key", "_csrf")
+
+    def __init__(self):
+        self.key = (str(get_locale()), request.script_root)
+        self._csrf: str | None = None
+
+    @property
+    def csrf(self) -> str:
+        if self._csrf is None:
+            self._csrf = str(escape(generate_csrf()))
+        return self._csrf
+
+
+def _card_request() -> _CardRequest:
+    found = g.get("card_request")
+    if found is None:
+        found = g.card_request = _CardRequest()
+    return found
 
 
 def _render_card(ctx, card, **extra) -> str:
@@ -100,7 +116,8 @@ def _card_html(ctx, card: cases.Card) -> str:
         return _render_card(ctx, card)
     fragment = bool(ctx.get("htmx_fragment"))
     keep = bool(ctx.get("preserve")) and card.id != ctx.get("fresh_id")
-    key = (card, fragment, keep, _card_request_key())
+    shared = _card_request()
+    key = (card, fragment, keep, shared.key)
     parts = _card_cache.get(key)
     if parts is None:
         parts = tuple(_render_card(ctx, card, csrf_token=_csrf_slot).split(_CSRF_SLOT))
@@ -110,7 +127,7 @@ def _card_html(ctx, card: cases.Card) -> str:
             _card_cache[key] = parts
     if len(parts) == 1:
         return parts[0]
-    return str(escape(generate_csrf())).join(parts)
+    return shared.csrf.join(parts)
 
 
 DIRECTION = "any(outbound, inbound)"
