@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -101,6 +102,16 @@ def repayment_schedule(
         raise ValueError(f"unknown repayment method: {method!r}")
     if months < 1:
         raise ValueError("months must be at least 1")
+    # a loan's page works the same schedule out on every view and for every year it pages
+    # through: kept for the last few loans' terms (issue 10; a 30-year schedule is ~200 KB)
+    return list(_schedule(str(amount), str(rate), months, first_due, method))
+
+
+@lru_cache(maxsize=32)
+def _schedule(
+    amount_text: str, rate_text: str, months: int, first_due: date, method: str
+) -> tuple[Instalment, ...]:
+    amount, rate = Decimal(amount_text), Decimal(rate_text)
     monthly_rate = rate / 12
     annuity = annuity_payment(amount, rate, months) if method == "annuity" else None
     equal_part = quantize(amount / months)
@@ -118,7 +129,7 @@ def repayment_schedule(
         remaining -= part
         due = add_months(first_due, period - 1)
         rows.append(Instalment(period, due, part, interest, part + interest, remaining))
-    return rows
+    return tuple(rows)
 
 
 class Payoff(NamedTuple):

@@ -168,6 +168,19 @@ def test_bad_schedule_arguments_are_refused(kwargs):
         repayment_schedule(**{**args, **kwargs})
 
 
+def test_a_schedule_asked_again_is_the_same_and_its_own_list():
+    """Schedules are kept for the last loans' terms (issue 10); each call gets its own list."""
+    first = repayment_schedule(D("3000.00"), D("0.031"), 24, date(2026, 1, 31))
+    first.clear()  # a caller's change to its list reaches no one else
+    again = repayment_schedule(D("3000.00"), D("0.031"), 24, date(2026, 1, 31))
+    assert len(again) == 24 and again == repayment_schedule(
+        D("3000.00"), D("0.031"), 24, date(2026, 1, 31)
+    )
+    assert again is not repayment_schedule(D("3000.00"), D("0.031"), 24, date(2026, 1, 31))
+    other = repayment_schedule(D("3000.00"), D("0.031"), 24, date(2026, 2, 28))
+    assert other[0].due_date == date(2026, 2, 28)  # other terms, another schedule
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     principal=amounts,
