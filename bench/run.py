@@ -103,7 +103,9 @@ def bench_keys() -> dict[str, str]:
 
 
 def portal_env(url: str, storage: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTAL_", "GUNICORN_"))}
+    # GUNICORN_* variables reach the server (``GUNICORN_WORKER_CLASS=sync make bench``); the
+    # bind address and log level are the benchmark's own (Server.start)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
     env.update(bench_keys())
     env.update(
         PORTAL_ENV="production",
