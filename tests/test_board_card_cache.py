@@ -6,6 +6,7 @@ token filled in."""
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -25,13 +26,22 @@ SIGNED = re.compile(r'(name="csrf_token" value="|"X-CSRFToken": ")[^".]+\.[^".]+
 
 @pytest.fixture
 def kept(app):
-    """An empty cache, on (as in production); afterwards as it was."""
+    """An empty cache, on (the default); afterwards as it was."""
     board_views._card_cache.clear()
-    reload = app.jinja_env.auto_reload
-    app.jinja_env.auto_reload = False
+    app.config["BOARD_CARD_CACHE"] = True
     yield board_views._card_cache
-    app.jinja_env.auto_reload = reload
+    app.config["BOARD_CARD_CACHE"] = True
     board_views._card_cache.clear()
+
+
+@contextmanager
+def uncached(app):
+    """Every card from the template (PORTAL_BOARD_CARD_CACHE=0)."""
+    app.config["BOARD_CARD_CACHE"] = False
+    try:
+        yield
+    finally:
+        app.config["BOARD_CARD_CACHE"] = True
 
 
 def several_cases() -> list[ProxyCase]:
@@ -60,11 +70,8 @@ def test_kept_cards_are_what_the_template_renders(app, client, kept):
         first = page(client, headers=headers)  # fills the cache
         assert kept
         second = page(client, headers=headers)  # from it
-        app.jinja_env.auto_reload = True  # the cache is off: every card from the template
-        try:
+        with uncached(app):
             rendered = page(client, headers=headers)
-        finally:
-            app.jinja_env.auto_reload = False
         assert first == second == rendered
         assert rendered.count('class="kcard ') >= 5
 
@@ -113,11 +120,8 @@ def test_the_language_is_part_of_the_key(app, client, kept):
     assert "超期" not in en.get_text() and "overdue" in en.get_text().lower()
     assert en.select_one(f"#move-btn-{case.id}").get_text() == "Move"
     assert len([key for key in kept if key[0].id == case.id]) == 2  # one per language
-    app.jinja_env.auto_reload = True  # the English page with every card from the template
-    try:
+    with uncached(app):  # the English page with every card from the template
         assert page(client) == english
-    finally:
-        app.jinja_env.auto_reload = False
 
 
 def test_the_mount_point_is_part_of_the_key(client, kept):
@@ -156,3 +160,16 @@ def test_the_cache_is_bounded(client, kept, monkeypatch):
     assert len(kept) == 3
     assert all(f'id="case-{c.id}"' in html for c in cases)
     assert page(client) == html
+
+
+def test_an_edited_card_template_is_rendered_anew(app, client, kept):
+    """Where templates reload (development), an edited card template is a new template object:
+    its cards are not taken from the cache of the old one."""
+    case = make_case(cs.OUTBOUND, "accepted")
+    login_staff(client, "liaison")
+    before = page(client)
+    ours = [key for key in kept if key[0].id == case.id]
+    assert len(ours) == 1
+    app.jinja_env.cache.clear()  # what a reload does when the file changed: a new template
+    assert page(client) == before
+    assert len([key for key in kept if key[0].id == case.id]) == 2

@@ -59,13 +59,16 @@ def case_url(endpoint: str, case_id: int) -> str:
 # --- a card's HTML, kept (issue 10) -------------------------------------------------------
 # A board shows dozens of cards and rendering them was half of its time. A card's HTML is a
 # function of the card (``cases.Card``: a frozen value holding everything the card shows for
-# this user today, its move targets included), the language, the mount point, whether the
-# answer is an htmx fragment and whether the card keeps an open inline form; each worker keeps
-# the HTML under those. The CSRF field differs per session: the kept HTML holds a slot that
-# only this process knows, filled with the request's token on the way out. A card with its
-# inline form open is never kept. Off where templates reload (development).
+# this user today, its move targets included), the card template, the language, the mount
+# point, whether the answer is an htmx fragment and whether the card keeps an open inline
+# form; each worker keeps the HTML under those. The CSRF field differs per session: the kept
+# HTML holds a slot that only this process knows, filled with the request's token on the way
+# out. A card with its inline form open is never kept. Where templates reload (development),
+# an edited card template is a new template object, so its cards are rendered anew.
+# ``PORTAL_BOARD_CARD_CACHE=0`` turns it off.
 
 CARD_CACHE_SIZE = 4096  # about 1 KB each
+CARD_TEMPLATE = "intranet/_card.html"
 _CSRF_SLOT = f"\x00{secrets.token_hex(8)}\x00"  # no data can hold it: never shown, per process
 _card_cache: dict[tuple, tuple[str, ...]] = {}
 _card_cache_lock = threading.Lock()
@@ -76,12 +79,15 @@ def _csrf_slot() -> str:
 
 
 class _CardRequest:
-    """What the cards of one request share: the key's request part and the CSRF token."""
+    """What the cards of one request share: the template, the key's request part, the CSRF
+    token."""
 
-    __slots__ = ("key", "_csrf")
+    __slots__ = ("on", "template", "key", "_csrf")
 
-    def __init__(self):
-        self.key = (str(get_locale()), request.script_root)
+    def __init__(self, environment):
+        self.on = bool(current_app.config["BOARD_CARD_CACHE"])
+        self.template = environment.get_template(CARD_TEMPLATE)
+        self.key = (self.template, str(get_locale()), request.script_root)
         self._csrf: str | None = None
 
     @property
@@ -91,16 +97,11 @@ class _CardRequest:
         return self._csrf
 
 
-def _card_request() -> _CardRequest:
+def _card_request(environment) -> _CardRequest:
     found = g.get("card_request")
     if found is None:
-        found = g.card_request = _CardRequest()
+        found = g.card_request = _CardRequest(environment)
     return found
-
-
-def _render_card(ctx, card, **extra) -> str:
-    template = ctx.environment.get_template("intranet/_card.html")
-    return template.render({**ctx.get_all(), "card": card, **extra})
 
 
 @bp.app_template_global()
@@ -111,16 +112,17 @@ def card_html(ctx, card: cases.Card) -> Markup:
 
 
 def _card_html(ctx, card: cases.Card) -> str:
+    shared = _card_request(ctx.environment)
     inline = ctx.get("inline")
-    if ctx.environment.auto_reload or (inline and inline["case_id"] == card.id):
-        return _render_card(ctx, card)
+    if not shared.on or (inline and inline["case_id"] == card.id):
+        return shared.template.render({**ctx.get_all(), "card": card})
     fragment = bool(ctx.get("htmx_fragment"))
     keep = bool(ctx.get("preserve")) and card.id != ctx.get("fresh_id")
-    shared = _card_request()
     key = (card, fragment, keep, shared.key)
     parts = _card_cache.get(key)
     if parts is None:
-        parts = tuple(_render_card(ctx, card, csrf_token=_csrf_slot).split(_CSRF_SLOT))
+        context = {**ctx.get_all(), "card": card, "csrf_token": _csrf_slot}
+        parts = tuple(shared.template.render(context).split(_CSRF_SLOT))
         with _card_cache_lock:
             if len(_card_cache) >= CARD_CACHE_SIZE:
                 _card_cache.pop(next(iter(_card_cache)))  # the oldest
