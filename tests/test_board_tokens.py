@@ -128,20 +128,3 @@ def test_card_urls_are_url_for_from_a_pattern(app):
                 for case_id in (1, 42, 987654321, 10**12):
                     assert case_url(endpoint, case_id) == url_for(endpoint, case_id=case_id)
             assert case_url("board.move", 7).startswith(root + "/staff/board/")
-
-
-def test_case_number_urls_are_url_for_from_a_pattern(app):
-    """The ledger's (and other lists') case-number links: url_for's, under a mount point too,
-    and url_for itself for a number that would need quoting."""
-    from flask import url_for
-
-    from portal.intranet.board import case_no_url
-
-    numbers = ("KS20261120001186", "TB00000001", "a_b-C", "A/B", "a b", "办件1", "x%y")
-    for root in ("", "/hpf"):
-        with app.test_request_context("/staff/ledger/", base_url=f"http://localhost{root}"):
-            for number in numbers:
-                assert case_no_url("counter.case_page", number) == url_for(
-                    "counter.case_page", case_no=number
-                ), number
-            assert case_no_url("counter.case_page", "KS1").startswith(root + "/staff/")

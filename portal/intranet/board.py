@@ -10,7 +10,6 @@ department) first answers with the card carrying its inline form. The board poll
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import threading
 from types import SimpleNamespace
@@ -44,34 +43,17 @@ bp = Blueprint("board", __name__, url_prefix="/staff/board")
 bp.before_request(guard_kind("staff"))
 
 _URL_ID = "987654321"  # stands for a case id in a URL pattern
-_URL_NO = "CASENO987654321"  # stands for a case number
-_PLAIN = re.compile(r"[A-Za-z0-9_-]+\Z")  # what a URL path segment carries unquoted
-
-
-def _url_pattern(endpoint: str, key: str, sample) -> str:
-    patterns = g.setdefault("case_url_patterns", {})
-    pattern = patterns.get((endpoint, key))
-    if pattern is None:
-        pattern = patterns[endpoint, key] = url_for(endpoint, **{key: sample})
-    return pattern
 
 
 @bp.app_template_global()
 def case_url(endpoint: str, case_id: int) -> str:
     """``url_for(endpoint, case_id=case_id)`` for the many cards of a board, from a pattern
     built once per request and endpoint (issue 10: url_for was a card's costliest call)."""
-    return _url_pattern(endpoint, "case_id", int(_URL_ID)).replace(_URL_ID, str(int(case_id)))
-
-
-@bp.app_template_global()
-def case_no_url(endpoint: str, case_no: str) -> str:
-    """``url_for(endpoint, case_no=case_no)`` the same way, for lists of case numbers (the
-    ledger's 25 rows); a number with anything but letters, digits, ``_`` and ``-`` (never
-    one of ours) goes to url_for for its quoting."""
-    case_no = str(case_no)
-    if not _PLAIN.match(case_no):
-        return url_for(endpoint, case_no=case_no)
-    return _url_pattern(endpoint, "case_no", _URL_NO).replace(_URL_NO, case_no)
+    patterns = g.setdefault("case_url_patterns", {})
+    pattern = patterns.get(endpoint)
+    if pattern is None:
+        pattern = patterns[endpoint] = url_for(endpoint, case_id=int(_URL_ID))
+    return pattern.replace(_URL_ID, str(int(case_id)))
 
 
 # --- a card's HTML, kept (issue 10) -------------------------------------------------------
