@@ -28,9 +28,10 @@ SIGNED = re.compile(r'(name="csrf_token" value="|"X-CSRFToken": ")[^".]+\.[^".]+
 def kept(app):
     """An empty cache, on (the default); afterwards as it was."""
     board_views._card_cache.clear()
+    was = app.config["BOARD_CARD_CACHE"]
     app.config["BOARD_CARD_CACHE"] = True
     yield board_views._card_cache
-    app.config["BOARD_CARD_CACHE"] = True
+    app.config["BOARD_CARD_CACHE"] = was
     board_views._card_cache.clear()
 
 

@@ -382,34 +382,9 @@ Assignee = StaffUser.alias()
 
 # What a card shows and its moves need; not the application, the checklist or the sealed ID
 # number (decrypted for every row otherwise). Issue 10: the board stays cheap at any size.
-_CARD_FIELDS = (
-    ProxyCase.id,
-    ProxyCase.case_no,
-    ProxyCase.receipt_no,
-    ProxyCase.item,
-    ProxyCase.direction,
-    ProxyCase.state,
-    ProxyCase.applicant_name,
-    ProxyCase.department.alias("department_id"),
-    ProxyCase.assignee.alias("assignee_id"),
-    ProxyCase.clock_start,
-    ProxyCase.deadline,
-    ProxyCase.paused_since,
-    ProxyCase.paused_workdays,
-    ProxyCase.tracking_no,
-    ProxyCase.delivery,
-    ProxyCase.peer_deadline,
-    ProxyCase.updated_at,
-    ProxyCase.version,
-    Center.name.alias("center_name"),
-    Department.name.alias("department_name"),
-    Assignee.name.alias("assignee_name"),
-)
-
-
 class CardRow(NamedTuple):
     """A case as a card reads it (``_card_query``'s columns, in order): read-only, so no
-    model instance per row (issue 10)."""
+    model instance per row (issue 10). The select is made from these names."""
 
     id: int
     case_no: str
@@ -432,6 +407,16 @@ class CardRow(NamedTuple):
     center_name: str
     department_name: str | None
     assignee_name: str | None
+
+
+_CARD_FIELDS = (
+    # the case's own columns (``ProxyCase.department_id`` is the foreign key itself) ...
+    *(getattr(ProxyCase, name) for name in CardRow._fields[:18]),
+    # ... then the names joined from other tables
+    Center.name.alias("center_name"),
+    Department.name.alias("department_name"),
+    Assignee.name.alias("assignee_name"),
+)
 
 
 def _card_query(cond):
