@@ -37,8 +37,8 @@ DEFAULTS: dict[str, object] = {
     "DATA_KEYS": "",  # kid:base64key,... (AES-256-GCM for IDs and cards at rest)
     "LOOKUP_KEY": "",  # base64 32 bytes (HMAC blind index)
     "SIGNING_KEY": "",  # base64 Ed25519 seed: our signature on platform messages
-    # a board card's HTML kept per worker under everything it shows (portal/intranet/board.py)
-    "BOARD_CARD_CACHE": True,
+    # repeated fragments (board cards, ledger rows) kept per worker (portal/fragments.py)
+    "HTML_CACHE": True,
     "BENCH_ROUTES": False,  # /healthz/bare for the benchmark (bench/run.py); does nothing
 }
 

@@ -28,21 +28,21 @@ SIGNED = re.compile(r'(name="csrf_token" value="|"X-CSRFToken": ")[^".]+\.[^".]+
 def kept(app):
     """An empty cache, on (the default); afterwards as it was."""
     board_views._card_cache.clear()
-    was = app.config["BOARD_CARD_CACHE"]
-    app.config["BOARD_CARD_CACHE"] = True
+    was = app.config["HTML_CACHE"]
+    app.config["HTML_CACHE"] = True
     yield board_views._card_cache
-    app.config["BOARD_CARD_CACHE"] = was
+    app.config["HTML_CACHE"] = was
     board_views._card_cache.clear()
 
 
 @contextmanager
 def uncached(app):
-    """Every card from the template (PORTAL_BOARD_CARD_CACHE=0)."""
-    app.config["BOARD_CARD_CACHE"] = False
+    """Every card from the template (PORTAL_HTML_CACHE=0)."""
+    app.config["HTML_CACHE"] = False
     try:
         yield
     finally:
-        app.config["BOARD_CARD_CACHE"] = True
+        app.config["HTML_CACHE"] = True
 
 
 def several_cases() -> list[ProxyCase]:
@@ -154,7 +154,7 @@ def test_a_card_with_its_inline_form_open_is_never_kept(client, kept):
 
 
 def test_the_cache_is_bounded(client, kept, monkeypatch):
-    monkeypatch.setattr(board_views, "CARD_CACHE_SIZE", 3)
+    monkeypatch.setattr(board_views._card_cache, "size", 3)
     cases = several_cases()
     login_staff(client, "liaison")
     html = page(client)

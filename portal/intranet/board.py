@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 from types import SimpleNamespace
 from urllib.parse import urlparse
 
@@ -27,13 +26,12 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import get_locale
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from jinja2 import pass_context
 from markupsafe import Markup, escape
 
-from portal import htmx
+from portal import fragments, htmx
 from portal.access import guard_kind, require_roles
 from portal.intranet import board_forms, common
 from portal.rules import casestates
@@ -61,46 +59,25 @@ def case_url(endpoint: str, case_id: int) -> str:
 # function of the card (``cases.Card``: a frozen value holding everything the card shows for
 # this user today, its move targets included), the card template, the language, the mount
 # point, whether the answer is an htmx fragment and whether the card keeps an open inline
-# form; each worker keeps the HTML under those. The CSRF field differs per session: the kept
-# HTML holds a slot that only this process knows, filled with the request's token on the way
-# out. A card with its inline form open is never kept. Where templates reload (development),
-# an edited card template is a new template object, so its cards are rendered anew.
-# ``PORTAL_BOARD_CARD_CACHE=0`` turns it off.
+# form; each worker keeps the HTML under those (``portal.fragments``). The CSRF field differs
+# per session: the kept HTML holds a slot that only this process knows, filled with the
+# request's token on the way out. A card with its inline form open is never kept.
+# ``PORTAL_HTML_CACHE=0`` turns it off.
 
-CARD_CACHE_SIZE = 4096  # about 1 KB each
 CARD_TEMPLATE = "intranet/_card.html"
 _CSRF_SLOT = f"\x00{secrets.token_hex(8)}\x00"  # no data can hold it: never shown, per process
-_card_cache: dict[tuple, tuple[str, ...]] = {}
-_card_cache_lock = threading.Lock()
+_card_cache: fragments.FragmentCache[tuple[str, ...]] = fragments.FragmentCache(4096)  # ~1 KB each
 
 
 def _csrf_slot() -> str:
     return _CSRF_SLOT
 
 
-class _CardRequest:
-    """What the cards of one request share: the template, the key's request part, the CSRF
-    token."""
-
-    __slots__ = ("on", "template", "key", "_csrf")
-
-    def __init__(self, environment):
-        self.on = bool(current_app.config["BOARD_CARD_CACHE"])
-        self.template = environment.get_template(CARD_TEMPLATE)
-        self.key = (self.template, str(get_locale()), request.script_root)
-        self._csrf: str | None = None
-
-    @property
-    def csrf(self) -> str:
-        if self._csrf is None:
-            self._csrf = str(escape(generate_csrf()))
-        return self._csrf
-
-
-def _card_request(environment) -> _CardRequest:
-    found = g.get("card_request")
+def _csrf() -> str:
+    """This session's CSRF token, escaped as the card template would, once per request."""
+    found = g.get("card_csrf")
     if found is None:
-        found = g.card_request = _CardRequest(environment)
+        found = g.card_csrf = str(escape(generate_csrf()))
     return found
 
 
@@ -112,24 +89,22 @@ def card_html(ctx, card: cases.Card) -> Markup:
 
 
 def _card_html(ctx, card: cases.Card) -> str:
-    shared = _card_request(ctx.environment)
+    shared = fragments.request_key(ctx.environment, CARD_TEMPLATE)
+    template = shared[0]
     inline = ctx.get("inline")
-    if not shared.on or (inline and inline["case_id"] == card.id):
-        return shared.template.render({**ctx.get_all(), "card": card})
+    if not fragments.enabled() or (inline and inline["case_id"] == card.id):
+        return template.render({**ctx.get_all(), "card": card})
     fragment = bool(ctx.get("htmx_fragment"))
     keep = bool(ctx.get("preserve")) and card.id != ctx.get("fresh_id")
-    key = (card, fragment, keep, shared.key)
-    parts = _card_cache.get(key)
-    if parts is None:
+
+    def render() -> tuple[str, ...]:
         context = {**ctx.get_all(), "card": card, "csrf_token": _csrf_slot}
-        parts = tuple(shared.template.render(context).split(_CSRF_SLOT))
-        with _card_cache_lock:
-            if len(_card_cache) >= CARD_CACHE_SIZE:
-                _card_cache.pop(next(iter(_card_cache)))  # the oldest
-            _card_cache[key] = parts
+        return tuple(template.render(context).split(_CSRF_SLOT))
+
+    parts = _card_cache.get((card, fragment, keep, shared), render)
     if len(parts) == 1:
         return parts[0]
-    return shared.csrf.join(parts)
+    return _csrf().join(parts)
 
 
 DIRECTION = "any(outbound, inbound)"

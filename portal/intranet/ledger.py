@@ -6,8 +6,10 @@ from datetime import date
 
 from flask import Blueprint, request
 from flask_login import current_user
+from jinja2 import pass_context
+from markupsafe import Markup
 
-from portal import htmx
+from portal import fragments, htmx
 from portal.access import guard_kind
 from portal.filters import local_today
 from portal.intranet import counter_forms as forms
@@ -17,6 +19,26 @@ from portal.services.counter import LEDGER_ROLES, LedgerQuery
 
 bp = Blueprint("ledger", __name__, url_prefix="/staff/ledger")
 bp.before_request(guard_kind("staff", LEDGER_ROLES))
+
+ROW_TEMPLATE = "intranet/_ledger_row.html"
+# a ledger row's HTML per worker (portal/fragments.py): rows recur across pages, filters and
+# staff (what a row shows does not depend on who looks), about 1 KB each
+_row_cache: fragments.FragmentCache[str] = fragments.FragmentCache(4096)
+
+
+@bp.app_template_global()
+@pass_context
+def ledger_row_html(ctx, row: counter.LedgerRow) -> Markup:
+    """One row of the ledger's table (``intranet/_ledger_row.html``), kept per worker."""
+    key = fragments.request_key(ctx.environment, ROW_TEMPLATE)
+
+    def render() -> str:
+        return key[0].render({**ctx.get_all(), "r": row})
+
+    if not fragments.enabled():
+        return Markup(render())  # noqa: S704  # nosec B704 - the row template's output
+    return Markup(_row_cache.get((row, key), render))  # noqa: S704  # nosec B704 - as above
+
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 

@@ -424,8 +424,10 @@ class LedgerQuery:
         return {k: v for k, v in args.items() if v}
 
 
-@dataclass
+@dataclass(frozen=True)
 class LedgerRow:
+    """One row of the ledger, a value (its HTML is kept under it: ``ledger.ledger_row_html``)."""
+
     case_no: str
     receipt_no: str
     direction: str
