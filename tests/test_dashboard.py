@@ -73,3 +73,117 @@ def test_export_has_a_sheet_per_figure(client):
     rows = list(book["按事项"].values)
     assert rows[0] == ("事项", "外地业务", "本地业务")
     assert sum(r[1] + r[2] for r in rows[1:]) == ProxyCase.select().count()
+
+
+# --- the grouped figures equal a count case by case (issue 10) ------------------------------
+
+
+def _case_by_case(today, overrides):
+    """What the dashboard showed when it read every case and every row: the reference."""
+    from collections import defaultdict
+    from datetime import datetime, timedelta
+
+    from portal.models import Certificate, ChangeRecord, Payout
+    from portal.rules.workdays import workdays_between
+
+    finals = {"archived", "fed_back"}
+    spans = defaultdict(list)
+    for case in ProxyCase.select().where(ProxyCase.state.in_(finals)):
+        moves = [e.created_at for e in case.events if e.to_state in finals]
+        if moves:
+            days = workdays_between(case.clock_start, max(moves).date(), overrides)
+            spans[case.item].append(max(0, days))
+    averages = {item: (round(sum(v) / len(v), 1), len(v)) for item, v in spans.items()}
+    months = dashboard._month_starts(today, 12)
+    days = [today - timedelta(days=i) for i in range(13, -1, -1)]
+    per_center = defaultdict(lambda: defaultdict(int))
+    for case in ProxyCase.select().where(ProxyCase.clock_start >= min(months[0], days[0])):
+        per_center[case.center.name][case.clock_start] += 1
+    start = datetime(months[0].year, months[0].month, 1)
+    online = defaultdict(int)
+    for at in (
+        [c.issued_at for c in Certificate.select() if c.issued_at >= start]
+        + [
+            p.confirmed_at
+            for p in Payout.select()
+            if p.status == "confirmed" and p.confirmed_at and p.confirmed_at >= start
+        ]
+        + [
+            c.changed_at
+            for c in ChangeRecord.select()
+            if c.channel == "online" and c.changed_at >= start
+        ]
+    ):
+        online[f"{at:%y-%m}"] += 1
+    return averages, per_center, days, online
+
+
+def test_grouped_figures_equal_a_count_case_by_case():
+    """The average working days are counted per (item, clock start, day finished) group and
+    the volumes per day in SQL; the figures equal the case-by-case count, with the admin's
+    calendar days, a case finished twice (its last move counts) and one whose last move came
+    before its clock start (0 days)."""
+    from datetime import datetime, timedelta
+
+    from portal import items
+    from portal.models import CaseEvent, Certificate, ChangeRecord
+    from portal.rules import casestates as cs
+    from tests.board_helpers import make_case
+
+    first = make_case(
+        cs.OUTBOUND, "archived", start=TODAY - timedelta(days=20), item="purchase_withdrawal"
+    )
+    CaseEvent.create(
+        case=first,
+        action="move",
+        from_state="feedback",
+        to_state="archived",
+        created_at=datetime.combine(TODAY - timedelta(days=9), datetime.min.time()),
+    )
+    CaseEvent.create(
+        case=first,
+        action="move",
+        from_state="feedback",
+        to_state="archived",
+        created_at=datetime.combine(TODAY - timedelta(days=2), datetime.min.time()),
+    )
+    early = make_case(cs.INBOUND, "fed_back", start=TODAY - timedelta(days=3), dept=None)
+    CaseEvent.create(
+        case=early,
+        action="move",
+        from_state="done",
+        to_state="fed_back",
+        created_at=datetime.combine(TODAY - timedelta(days=60), datetime.min.time()),
+    )
+
+    def at(days_ago: int, hour: int) -> datetime:
+        return datetime.combine(TODAY - timedelta(days=days_ago), datetime.min.time()).replace(
+            hour=hour
+        )
+
+    for n, (days_ago, hour) in enumerate([(1, 23), (1, 0), (40, 12), (400, 9)]):
+        Certificate.create(
+            kind="deposit", number=f"DB{n}", verify_code=f"DBV{n}", issued_at=at(days_ago, hour)
+        )
+    for days_ago, channel in [(3, "online"), (3, "counter"), (70, "online")]:
+        ChangeRecord.create(
+            subject_type="depositor",
+            subject_id=1,
+            field="phone",
+            channel=channel,
+            actor="test",
+            changed_at=at(days_ago, 8),
+        )
+    overrides = {TODAY - timedelta(days=5): False, TODAY - timedelta(days=13): True}
+    d = dashboard.build(TODAY, overrides)
+    averages, per_center, days, online = _case_by_case(TODAY, overrides)
+    assert {b.label: (b.value, b.note) for b in d.avg_workdays} == {
+        items.get(code).short: (avg, f"{n} 件") for code, (avg, n) in averages.items()
+    }
+    for name, bars in d.peers_by_day:
+        assert [b.value for b in bars] == [per_center[name].get(day, 0) for day in days]
+    for name, bars in d.peers_by_month:
+        assert sum(b.value for b in bars) == sum(per_center[name].values())
+    assert {b.label: b.value for b in d.online_by_month if b.value} == dict(online)
+    assert sum(d.online_totals.values()) == sum(online.values())
+    assert online and averages  # the demo data has both

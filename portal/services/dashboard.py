@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from peewee import fn
+from peewee import SQL, fn
 
 from portal import items
 from portal.models import CaseEvent, Center, Certificate, ChangeRecord, Payout, ProxyCase
@@ -89,7 +89,9 @@ def build(today: date, overrides=None) -> Dashboard:
     dash.open_total = sum(n for (_i, d, s), n in counts.items() if casestates.is_open(d, s))
     dash.overdue_total = sum(dash.overdue_by_direction.values())
 
-    # average working days from the clock start to the case's last move into a final state
+    # average working days from the clock start to the case's last move into a final state;
+    # the cases are grouped by item, clock start and day finished, so the working days are
+    # counted once per such group, not once per case (issue 10: tens of thousands of cases)
     finals = [s for d in (OUTBOUND, INBOUND) for s in casestates.FINAL[d] if s != "rejected"]
     done = (
         ProxyCase.select(
@@ -98,32 +100,36 @@ def build(today: date, overrides=None) -> Dashboard:
         .join(CaseEvent)
         .where(ProxyCase.state.in_(finals) & CaseEvent.to_state.in_(finals))
         .group_by(ProxyCase.id, ProxyCase.item, ProxyCase.clock_start)
+    ).alias("done")
+    day_done = fn.DATE(done.c.finished)
+    spans: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # item: working days, cases
+    for item, start, finished, n in (
+        ProxyCase.select(done.c.item, done.c.clock_start, day_done, fn.COUNT(SQL("*")))
+        .from_(done)
+        .group_by(done.c.item, done.c.clock_start, day_done)
         .tuples()
-    )
-    spans = defaultdict(list)
-    for item, start, finished in done:
-        if isinstance(finished, str):
-            finished = datetime.fromisoformat(finished)
-        spans[item].append(max(0, workdays_between(start, finished.date(), overrides)))
+    ):
+        span = spans[item]
+        span[0] += n * max(0, workdays_between(_day(start), _day(finished), overrides))
+        span[1] += n
     for item in items.ITEMS:
-        if spans.get(item.code):
-            values = spans[item.code]
-            dash.avg_workdays.append(
-                Bar(item.short, round(sum(values) / len(values), 1), f"{len(values)} 件")
-            )
+        total, n = spans.get(item.code, (0, 0))
+        if n:
+            dash.avg_workdays.append(Bar(item.short, round(total / n, 1), f"{n} 件"))
 
     # volumes with each peer center: cases opened per month (12) and per day (14)
     months = _month_starts(today, 12)
     days = [today - timedelta(days=i) for i in range(13, -1, -1)]
     since = min(months[0], days[0])
     per_center = defaultdict(lambda: defaultdict(int))
-    for code, created in (
-        ProxyCase.select(Center.code, ProxyCase.clock_start)
+    for code, created, n in (
+        ProxyCase.select(Center.code, ProxyCase.clock_start, fn.COUNT(ProxyCase.id))
         .join(Center)
         .where(ProxyCase.clock_start >= since)
+        .group_by(Center.code, ProxyCase.clock_start)
         .tuples()
     ):
-        per_center[code][created] += 1
+        per_center[code][_day(created)] += n
     for center in Center.select().where(~Center.is_self).order_by(Center.code):
         by_day = per_center.get(center.code, {})
         monthly = []
@@ -140,25 +146,21 @@ def build(today: date, overrides=None) -> Dashboard:
     start_dt = datetime(start.year, start.month, 1)
     online = defaultdict(int)
     totals = defaultdict(int)
-    for (at,) in (
-        Certificate.select(Certificate.issued_at).where(Certificate.issued_at >= start_dt).tuples()
+    for label, model, at, only in (
+        ("证明出具", Certificate, Certificate.issued_at, None),
+        ("提取与还贷", Payout, Payout.confirmed_at, Payout.status == "confirmed"),
+        ("信息变更", ChangeRecord, ChangeRecord.changed_at, ChangeRecord.channel == "online"),
     ):
-        online[_month(at)] += 1
-        totals["证明出具"] += 1
-    for (at,) in (
-        Payout.select(Payout.confirmed_at)
-        .where((Payout.status == "confirmed") & (Payout.confirmed_at >= start_dt))
-        .tuples()
-    ):
-        online[_month(at)] += 1
-        totals["提取与还贷"] += 1
-    for (at,) in (
-        ChangeRecord.select(ChangeRecord.changed_at)
-        .where((ChangeRecord.channel == "online") & (ChangeRecord.changed_at >= start_dt))
-        .tuples()
-    ):
-        online[_month(at)] += 1
-        totals["信息变更"] += 1
+        since_start = at >= start_dt
+        # counted per day in SQL (issue 10: not a row per certificate or payout)
+        for day, n in (
+            model.select(fn.DATE(at), fn.COUNT(SQL("*")))
+            .where(since_start if only is None else only & since_start)
+            .group_by(fn.DATE(at))
+            .tuples()
+        ):
+            online[_month(_day(day))] += n
+            totals[label] += n
     dash.online_by_month = [Bar(f"{m:%y-%m}", online.get(f"{m:%Y-%m}", 0)) for m in months]
     dash.online_totals = dict(totals)
 
@@ -166,6 +168,15 @@ def build(today: date, overrides=None) -> Dashboard:
 
     dash.satisfaction = ratings.satisfaction()
     return dash
+
+
+def _day(value) -> date:
+    """A date as the database gives it (SQLite: text; ``DATE()`` of a timestamp too)."""
+    if isinstance(value, str):
+        return date.fromisoformat(value[:10])
+    if isinstance(value, datetime):
+        return value.date()
+    return value
 
 
 def _month(value) -> str:
