@@ -134,11 +134,7 @@ def continuous_run(periods: set[str]) -> ContinuousRun:
 
 def loan_history(depositor: Depositor) -> tuple[str, str]:
     """(full text with contract numbers, masked text without them) for the certificate."""
-    loans = list(
-        Loan.select()
-        .where((Loan.depositor == depositor) | (Loan.co_borrower == depositor))
-        .order_by(Loan.disbursed_on)
-    )
+    loans = list(Loan.select().where(Loan.of(depositor)).order_by(Loan.disbursed_on))
     if not loans:
         return "无住房公积金贷款记录", "无住房公积金贷款记录"
 

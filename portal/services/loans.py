@@ -205,7 +205,7 @@ class LoanView:
 
 
 def own_loans_query(depositor: Depositor):
-    return Loan.select().where((Loan.depositor == depositor) | (Loan.co_borrower == depositor))
+    return Loan.select().where(Loan.of(depositor))
 
 
 def list_loans(depositor: Depositor, today: date) -> list[LoanView]:

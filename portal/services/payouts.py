@@ -110,10 +110,7 @@ class RetirementQuote:
 
 
 def _active_loans(depositor: Depositor):
-    return Loan.select().where(
-        ((Loan.depositor == depositor) | (Loan.co_borrower == depositor))
-        & (Loan.status == "active")
-    )
+    return Loan.select().where(Loan.of(depositor) & (Loan.status == "active"))
 
 
 def accrued(account: Account, today: date) -> tuple[Decimal, date]:
