@@ -24,6 +24,23 @@ from tests.counter_helpers import (
 # --- the service --------------------------------------------------------------------------
 
 
+def test_recent_cases_are_the_windows_latest_accepted_first():
+    """The counter lists its department's latest outbound cases, newest first, ten at most;
+    another department's cases and inbound ones are not among them."""
+    clerk = staff("clerk")
+    accepted = [accept() for _ in range(3)]
+    recent = counter.recent_cases(clerk)
+    assert [c.case_no for c in recent[:3]] == [c.case_no for c in reversed(accepted)]
+    assert len(recent) <= 10
+    mine = {
+        c.case_no
+        for c in ProxyCase.select().where(
+            (ProxyCase.department == clerk.department_id) & (ProxyCase.direction == "outbound")
+        )
+    }
+    assert {c.case_no for c in recent} <= mine
+
+
 def test_guidance_when_the_peer_offers_the_item_online():
     beijing = Center.get(Center.code == "110000")
     guide = counter.guidance("query", beijing)

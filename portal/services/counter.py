@@ -377,14 +377,17 @@ class RecentCase:
 
 
 def recent_cases(user: StaffUser, limit: int = 10) -> list[RecentCase]:
-    """The latest outbound cases accepted at this user's department's window."""
+    """The latest outbound cases accepted at this user's department's window, newest first. A
+    case is created when it is accepted, so the newest have the highest ids: the department's
+    index gives them in that order (issue 10: sorting by ``created_at`` sorted every case the
+    window ever accepted)."""
     if not user.department_id:
         return []
     rows = (
         ProxyCase.select(ProxyCase, Center)
         .join(Center)
         .where((ProxyCase.direction == OUTBOUND) & (ProxyCase.department == user.department_id))
-        .order_by(ProxyCase.created_at.desc(), ProxyCase.id.desc())
+        .order_by(ProxyCase.id.desc())
         .limit(limit)
     )
     return [
