@@ -54,7 +54,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     init_db(app.config["DATABASE_URL"], root=str(ROOT))
     _database_per_request(app)
 
-    from portal import access, filters, security, sessions, storage
+    from portal import access, charts, filters, security, sessions, storage
     from portal.services import lockout, ratelimit, sms
 
     app.session_interface = sessions.ServerSessionInterface()
@@ -79,6 +79,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     _template_gettext_once_per_request(app)  # issue 10
     security.init_app(app)
     filters.init_app(app)
+    charts.init_app(app)  # the dashboard's SVG bar charts: their widths
     i18n.init_app(app)  # issue 11: language switch, `tr` for Chinese enumerations
     sms.configure(app.config["SMS_ADAPTER"])
     lockout.ADDRESS_LIMIT = app.config["LOGIN_ADDRESS_LIMIT"]

@@ -1,0 +1,71 @@
+"""The dashboard's SVG bar charts fit their labels and values (portal/charts.py): a label,
+bar or value never runs past the chart's edge, in Chinese or English, however large the
+numbers."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from bs4 import BeautifulSoup
+
+from portal import charts
+from portal.charts import BAR, SHORTEST, WIDTH, bar_layout, text_width
+from tests.conftest import login_staff
+
+
+def test_text_width_counts_cjk_as_one_em_and_latin_narrower():
+    assert text_width("购房提取", 14) == 4 * 14
+    assert text_width("8333 / 8333", 14) == pytest.approx(11 * 0.62 * 14)
+    assert text_width("", 14) == 0
+
+
+def test_short_labels_get_the_longest_bars_and_the_usual_width():
+    lay = bar_layout(["窗口受理", "归档"], ["899", "20259"])
+    assert lay.bar == BAR
+    assert lay.label_end == pytest.approx(6 + text_width("窗口受理"))
+    assert lay.width <= WIDTH
+
+
+def test_long_labels_shorten_the_bars_before_the_chart_widens():
+    label = "Employer registration and account opening"
+    lay = bar_layout([label], ["8333 / 8333"])
+    assert lay.label_end - text_width(label) >= 0  # the label starts inside the chart
+    assert SHORTEST <= lay.bar < BAR
+    ends = lay.bar_start + lay.bar + 8 + text_width("8333 / 8333")
+    assert ends <= lay.width
+    longer = bar_layout([label * 2], ["8333 / 8333"])
+    assert longer.bar == SHORTEST and longer.width > WIDTH  # only then wider
+
+
+def test_a_legend_widens_the_chart_when_it_needs_to():
+    lay = bar_layout(["退休提取"], ["1 / 0"], least=900)
+    assert lay.width >= 6 + 900 + 6
+
+
+def test_bar_lengths_scale_to_the_largest_and_survive_zero():
+    lay = bar_layout(["a"], ["1"])
+    assert lay.length(50, 100) == pytest.approx(lay.bar / 2, abs=0.1)
+    assert lay.length(0, 0) == 0
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_dashboard_charts_keep_every_text_inside(client, language):
+    login_staff(client, "official")
+    if language == "en":
+        client.set_cookie("hpf_lang", "en")
+    page = BeautifulSoup(client.get("/staff/dashboard/").get_data(as_text=True), "html.parser")
+    svgs = page.select("svg.chart")
+    assert svgs
+    for svg in svgs:
+        width = float(svg["viewbox"].split()[2])
+        assert float(svg["width"]) == width
+        for text in svg.select("text"):
+            x, content = float(text["x"]), text.get_text()
+            size = float(text.get("font-size", 14))
+            w = charts.text_width(content, size)
+            anchor = text.get("text-anchor", "start")
+            left = {"end": x - w, "middle": x - w / 2}.get(anchor, x)
+            assert left >= 0 and left + w <= width + 0.5, (language, content, x, width)
+            if language == "en" and anchor == "end":
+                assert not re.search(r"[\u4e00-\u9fff]", content), content  # labels translated
