@@ -25,8 +25,9 @@ from tests.counter_helpers import (
 
 
 def test_recent_cases_are_the_windows_latest_accepted_first():
-    """The counter lists its department's latest outbound cases, newest first, ten at most;
-    another department's cases and inbound ones are not among them."""
+    """The counter lists its department's latest outbound cases by acceptance day, newest
+    first (the same day: the last recorded first), ten at most; another department's cases
+    and inbound ones are not among them."""
     clerk = staff("clerk")
     accepted = [accept() for _ in range(3)]
     recent = counter.recent_cases(clerk)
@@ -39,6 +40,8 @@ def test_recent_cases_are_the_windows_latest_accepted_first():
         )
     }
     assert {c.case_no for c in recent} <= mine
+    days = [c.clock_start for c in recent]
+    assert days == sorted(days, reverse=True)
 
 
 def test_guidance_when_the_peer_offers_the_item_online():

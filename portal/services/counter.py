@@ -377,17 +377,18 @@ class RecentCase:
 
 
 def recent_cases(user: StaffUser, limit: int = 10) -> list[RecentCase]:
-    """The latest outbound cases accepted at this user's department's window, newest first. A
-    case is created when it is accepted, so the newest have the highest ids: the department's
-    index gives them in that order (issue 10: sorting by ``created_at`` sorted every case the
-    window ever accepted)."""
+    """The latest outbound cases accepted at this user's department's window, by acceptance
+    day (the clock's start), newest first. Read in the order of the acceptance-day index
+    where the planner sees it pays (issue 10: sorting by ``created_at`` sorted every case the
+    window ever accepted, 15 ms on the large dataset; a new index on the department for it
+    was then taken for the boards' queries and made them slower)."""
     if not user.department_id:
         return []
     rows = (
         ProxyCase.select(ProxyCase, Center)
         .join(Center)
         .where((ProxyCase.direction == OUTBOUND) & (ProxyCase.department == user.department_id))
-        .order_by(ProxyCase.id.desc())
+        .order_by(ProxyCase.clock_start.desc(), ProxyCase.id.desc())
         .limit(limit)
     )
     return [
