@@ -427,6 +427,24 @@ def test_filters_narrow_every_column(client, monkeypatch):
     assert "已筛选：共 1 件" in page.get_text()
 
 
+def test_search_by_a_whole_number_or_by_a_part(client, monkeypatch):
+    """A whole case or receipt number finds that case (by its unique index, issue 10), even
+    when another case's number contains it; a part of a number or of a name still finds every
+    case that contains it."""
+    monkeypatch.setattr("portal.intranet.common.local_today", lambda: TODAY)
+    a = make_case(cs.OUTBOUND, "accepted", name="司马懿")
+    longer = make_case(cs.OUTBOUND, "verifying", case_no=a.case_no + "7", receipt_no="RX-LONGER")
+    closed = make_case(cs.OUTBOUND, "archived", name="司马光")
+    login_staff(client, "liaison")
+    get = lambda **q: client.get(f"{BOARD}/outbound", query_string=q, headers=HX)  # noqa: E731
+    assert _card_ids(get(q=a.case_no)) == {a.id}
+    assert _card_ids(get(q=a.receipt_no)) == {a.id}
+    assert _card_ids(get(q=a.case_no[:-1])) >= {a.id, longer.id}  # a part: both
+    assert _card_ids(get(q=longer.case_no)) == {longer.id}
+    assert _card_ids(get(q="司马")) == {a.id, closed.id}
+    assert _card_ids(get(q="NO-SUCH-NUMBER")) == set()
+
+
 def test_filter_form_fields_per_role(client, app):
     login_staff(client, "handler")
     page = soup(client.get(f"{BOARD}/inbound"))

@@ -262,12 +262,33 @@ def _board_clause(user: StaffUser, direction: str, filters: Filters, today: date
     if filters.overdue:
         cond &= ProxyCase.state.in_(cs.CLOCK_STATES[direction]) & (ProxyCase.deadline < today)
     if filters.q:
-        cond &= (
-            ProxyCase.case_no.contains(filters.q)
-            | ProxyCase.receipt_no.contains(filters.q)
-            | ProxyCase.applicant_name.contains(filters.q)
-        )
+        cond &= _search_clause(filters.q)
     return cond
+
+
+# Is this a whole case or receipt number? Both are unique, so two index lookups tell.
+_NUMBERED = Prepared(
+    lambda case_no, receipt_no: (
+        ProxyCase.select(ProxyCase.id)
+        .where((ProxyCase.case_no == case_no) | (ProxyCase.receipt_no == receipt_no))
+        .limit(1)
+    ),
+    2,
+)
+
+
+def _search_clause(q: str):
+    """The board's search: a whole case or receipt number (a scanned receipt, a number copied
+    from a message) finds that case by its unique index; anything else is a part of a case
+    number, a receipt number or a name, which reads every case of a column, the closed ones of
+    past years included (issue 10: 60 ms on the large dataset against 6 for a number)."""
+    if _NUMBERED.first(q, q) is not None:
+        return (ProxyCase.case_no == q) | (ProxyCase.receipt_no == q)
+    return (
+        ProxyCase.case_no.contains(q)
+        | ProxyCase.receipt_no.contains(q)
+        | ProxyCase.applicant_name.contains(q)
+    )
 
 
 def filter_choices(user: StaffUser, direction: str) -> dict[str, list[tuple[str, str]]]:
