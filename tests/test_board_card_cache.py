@@ -6,7 +6,6 @@ token filled in."""
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -17,32 +16,16 @@ from portal.models import Department, ProxyCase, StaffUser
 from portal.rules import casestates as cs
 from tests.board_helpers import HX, make_case
 from tests.conftest import TODAY, login_staff
+from tests.fragment_helpers import kept_cache, steady_page, uncached
 
 BOARD = "/staff/board/outbound"
-NONCE = re.compile(r'nonce="[^"]+"')
-# a CSRF token is signed with the second it is given: pages a second apart differ in it
-SIGNED = re.compile(r'(name="csrf_token" value="|"X-CSRFToken": ")[^".]+\.[^".]+\.[^"]+"')
 
 
 @pytest.fixture
 def kept(app):
     """An empty cache, on (the default); afterwards as it was."""
-    board_views._card_cache.clear()
-    was = app.config["HTML_CACHE"]
-    app.config["HTML_CACHE"] = True
-    yield board_views._card_cache
-    app.config["HTML_CACHE"] = was
-    board_views._card_cache.clear()
-
-
-@contextmanager
-def uncached(app):
-    """Every card from the template (PORTAL_HTML_CACHE=0)."""
-    app.config["HTML_CACHE"] = False
-    try:
-        yield
-    finally:
-        app.config["HTML_CACHE"] = True
+    with kept_cache(app, board_views._card_cache) as cache:
+        yield cache
 
 
 def several_cases() -> list[ProxyCase]:
@@ -56,12 +39,7 @@ def several_cases() -> list[ProxyCase]:
 
 
 def page(client, path=BOARD, **kwargs) -> str:
-    """The page without what changes by itself: the script nonce and the CSRF tokens' time
-    (each session's token is checked in test_each_session_gets_its_own_csrf_token)."""
-    r = client.get(path, **kwargs)
-    assert r.status_code == 200
-    html = NONCE.sub('nonce=""', r.get_data(as_text=True))
-    return SIGNED.sub(lambda m: m.group(1) + 'token"', html)
+    return steady_page(client, path, **kwargs)
 
 
 def test_kept_cards_are_what_the_template_renders(app, client, kept):

@@ -130,36 +130,23 @@ def test_grouped_figures_equal_a_count_case_by_case():
     from portal.rules import casestates as cs
     from tests.board_helpers import make_case
 
-    first = make_case(
-        cs.OUTBOUND, "archived", start=TODAY - timedelta(days=20), item="purchase_withdrawal"
-    )
-    CaseEvent.create(
-        case=first,
-        action="move",
-        from_state="feedback",
-        to_state="archived",
-        created_at=datetime.combine(TODAY - timedelta(days=9), datetime.min.time()),
-    )
-    CaseEvent.create(
-        case=first,
-        action="move",
-        from_state="feedback",
-        to_state="archived",
-        created_at=datetime.combine(TODAY - timedelta(days=2), datetime.min.time()),
-    )
-    early = make_case(cs.INBOUND, "fed_back", start=TODAY - timedelta(days=3), dept=None)
-    CaseEvent.create(
-        case=early,
-        action="move",
-        from_state="done",
-        to_state="fed_back",
-        created_at=datetime.combine(TODAY - timedelta(days=60), datetime.min.time()),
-    )
-
-    def at(days_ago: int, hour: int) -> datetime:
+    def at(days_ago: int, hour: int = 0) -> datetime:
         return datetime.combine(TODAY - timedelta(days=days_ago), datetime.min.time()).replace(
             hour=hour
         )
+
+    def finished(case, to_state: str, days_ago: int) -> None:
+        CaseEvent.create(
+            case=case, action="move", from_state="done", to_state=to_state, created_at=at(days_ago)
+        )
+
+    first = make_case(
+        cs.OUTBOUND, "archived", start=TODAY - timedelta(days=20), item="purchase_withdrawal"
+    )
+    finished(first, "archived", 9)
+    finished(first, "archived", 2)  # finished twice: the last move counts
+    early = make_case(cs.INBOUND, "fed_back", start=TODAY - timedelta(days=3), dept=None)
+    finished(early, "fed_back", 60)  # before its clock start: 0 days
 
     for n, (days_ago, hour) in enumerate([(1, 23), (1, 0), (40, 12), (400, 9)]):
         Certificate.create(

@@ -128,3 +128,16 @@ def test_tiles_count_only_their_own_columns():
     assert {k: v for k, v in after.items() if k != accepted} == {
         k: v for k, v in before.items() if k != accepted
     }
+
+
+def test_a_case_not_yet_due_is_not_overdue():
+    """The late cases come from the head of each running column (most urgent first); the
+    cases there that are not yet due are left out."""
+    from portal.rules import casestates as cs
+    from tests.board_helpers import make_case
+
+    fresh = make_case(cs.OUTBOUND, "accepted", start=TODAY)
+    liaison = StaffUser.get(StaffUser.username == "liaison")
+    home = work.staff_home(liaison, TODAY)
+    assert fresh.id not in {o.case.id for o in home.overdue}
+    assert all(o.case.deadline < TODAY and o.workdays_late > 0 for o in home.overdue)

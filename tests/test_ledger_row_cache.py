@@ -3,8 +3,6 @@ its template renders, under the row's value, the template, the language and the 
 
 from __future__ import annotations
 
-import re
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -15,37 +13,20 @@ from portal.models import Department, ProxyCase
 from portal.rules import casestates as cs
 from tests.board_helpers import HX, make_case
 from tests.conftest import TODAY, login_staff
+from tests.fragment_helpers import kept_cache, steady_page, uncached
 
 LEDGER = "/staff/ledger/"
-NONCE = re.compile(r'nonce="[^"]+"')
-TOKEN = re.compile(r'(name="csrf_token" value="|"X-CSRFToken": ")[^"]+"')
 
 
 @pytest.fixture
 def kept(app):
     """An empty cache, on (the default); afterwards as it was."""
-    ledger_views._row_cache.clear()
-    was = app.config["HTML_CACHE"]
-    app.config["HTML_CACHE"] = True
-    yield ledger_views._row_cache
-    app.config["HTML_CACHE"] = was
-    ledger_views._row_cache.clear()
-
-
-@contextmanager
-def uncached(app):
-    app.config["HTML_CACHE"] = False
-    try:
-        yield
-    finally:
-        app.config["HTML_CACHE"] = True
+    with kept_cache(app, ledger_views._row_cache) as cache:
+        yield cache
 
 
 def page(client, path=LEDGER, **kwargs) -> str:
-    r = client.get(path, **kwargs)
-    assert r.status_code == 200
-    html = NONCE.sub('nonce=""', r.get_data(as_text=True))
-    return TOKEN.sub(lambda m: m.group(1) + 'token"', html)
+    return steady_page(client, path, **kwargs)
 
 
 def some_cases():

@@ -268,12 +268,12 @@ def _board_clause(user: StaffUser, direction: str, filters: Filters, today: date
 
 # Is this a whole case or receipt number? Both are unique, so two index lookups tell.
 _NUMBERED = Prepared(
-    lambda case_no, receipt_no: (
+    lambda number: (
         ProxyCase.select(ProxyCase.id)
-        .where((ProxyCase.case_no == case_no) | (ProxyCase.receipt_no == receipt_no))
+        .where((ProxyCase.case_no == number) | (ProxyCase.receipt_no == number))
         .limit(1)
     ),
-    2,
+    1,
 )
 
 
@@ -282,7 +282,7 @@ def _search_clause(q: str):
     from a message) finds that case by its unique index; anything else is a part of a case
     number, a receipt number or a name, which reads every case of a column, the closed ones of
     past years included (issue 10: 60 ms on the large dataset against 6 for a number)."""
-    if _NUMBERED.first(q, q) is not None:
+    if _NUMBERED.first(q) is not None:
         return (ProxyCase.case_no == q) | (ProxyCase.receipt_no == q)
     return (
         ProxyCase.case_no.contains(q)
@@ -626,6 +626,20 @@ _BOARD_CARDS = Shapes(
     ),
     2,
 )
+
+
+def column_counts(user: StaffUser, direction: str, states) -> dict[str, int]:
+    """How many cases this user sees in each of these columns of a board, unfiltered (a
+    finished column counted up to ``COUNT_CAP`` + 1), by the board's prepared statements."""
+    kind, dept = visibility(user)
+    return _unfiltered_counts(kind, dept, direction, tuple(states))
+
+
+def column_cards(user: StaffUser, direction: str, state: str, n: int) -> list[CardRow]:
+    """The first ``n`` cases of a board column as this user sees it, unfiltered, in board
+    order (an open column's most urgent first), by the board's prepared statements."""
+    kind, dept = visibility(user)
+    return _card_rows(_BOARD_CARDS[kind, direction, state].all(dept, n))
 
 
 # What a column's token is made of: the shown cards' ids, versions and last changes, in board

@@ -5,14 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from peewee import fn
-
-from portal.db import Shapes
-from portal.models import AuditLog, CertificateRequest, ProxyCase, StaffUser
+from portal.models import AuditLog, CertificateRequest, StaffUser
 from portal.rules import casestates
 from portal.rules.casestates import INBOUND, OUTBOUND
 from portal.rules.workdays import calendar_known, workdays_between
-from portal.services.cases import visibility, visible_by_kind
+from portal.services import cases
 
 
 @dataclass
@@ -24,7 +21,7 @@ class WorkTile:
 
 @dataclass
 class OverdueCase:
-    case: ProxyCase
+    case: cases.CardRow
     workdays_late: int
 
 
@@ -36,68 +33,31 @@ class StaffHome:
     recent_audit: list[AuditLog] = field(default_factory=list)
 
 
-_HOME_COUNTS = Shapes(
-    lambda shape, dept: (
-        ProxyCase.select(ProxyCase.direction, ProxyCase.state, fn.COUNT(ProxyCase.id))
-        .where(
-            visible_by_kind(shape[0], dept)
-            & ProxyCase.direction.in_(list(shape[1]))
-            & ProxyCase.state.in_(list(shape[2]))
-        )
-        .group_by(ProxyCase.direction, ProxyCase.state)
-        .tuples()
-    ),
-    1,
-)
-
-
 def _counts(user: StaffUser, columns) -> dict[tuple[str, str], int]:
-    """How many visible cases are in each of these (direction, state) columns. Only their
-    states are read, over the (direction, state) index, so the count does not grow with the
-    closed cases of past years (issue 10: every column on a home page is an open one)."""
-    kind, dept = visibility(user)
-    directions = tuple(sorted({d for d, _s in columns}))
-    states = tuple(sorted({s for _d, s in columns}))
-    wanted = set(columns)
-    rows = _HOME_COUNTS[kind, directions, states].all(dept)
-    return {(d, s): n for d, s, n in rows if (d, s) in wanted}
+    """How many visible cases are in each of these (direction, state) columns, by the board's
+    own counts (issue 10: only these columns, all open ones, so the count does not grow with
+    the closed cases of past years)."""
+    counts = {}
+    for direction in dict.fromkeys(d for d, _s in columns):
+        states = [s for d, s in columns if d == direction]
+        for state, n in cases.column_counts(user, direction, states).items():
+            counts[(direction, state)] = n
+    return counts
 
 
 OVERDUE_SHOWN = 10
 
-_LATE = Shapes(
-    lambda shape, dept, today, n: (
-        ProxyCase.select(
-            ProxyCase.id,
-            ProxyCase.case_no,
-            ProxyCase.item,
-            ProxyCase.direction,
-            ProxyCase.state,
-            ProxyCase.deadline,
-        )
-        .where(
-            visible_by_kind(shape[0], dept)
-            & (ProxyCase.direction == shape[1])
-            & (ProxyCase.state == shape[2])
-            & (ProxyCase.deadline < today)
-        )
-        .order_by(ProxyCase.deadline, ProxyCase.id)
-        .limit(n)
-    ),
-    3,
-)
-
 
 def _overdue(user: StaffUser, today: date, overrides) -> list[OverdueCase]:
     """The visible cases whose own clock runs past their deadline, the longest overdue first,
-    at most ``OVERDUE_SHOWN``. Each running column gives its first few in the order of the
-    (direction, state, deadline) index, so the page reads at most that many rows per column
-    however many cases are late (issue 10)."""
-    kind, dept = visibility(user)
-    found: list[ProxyCase] = []
+    at most ``OVERDUE_SHOWN``. A running column's cards come most urgent first, so its late
+    ones are among its first few: the page reads at most that many cards per column however
+    many cases are late (issue 10)."""
+    found: list[cases.CardRow] = []
     for direction, states in casestates.CLOCK_STATES.items():
         for state in states:
-            found.extend(_LATE[kind, direction, state].all(dept, today, OVERDUE_SHOWN))
+            first = cases.column_cards(user, direction, state, OVERDUE_SHOWN)
+            found.extend(c for c in first if c.deadline < today)
     found.sort(key=lambda c: (c.deadline, c.id))
     return [
         OverdueCase(c, workdays_between(c.deadline, today, overrides))
