@@ -282,6 +282,17 @@ def test_quota_trial_page_and_fragment(client, depositor):
     assert "<html" not in frag.get_data(as_text=True) and soup(frag).select_one("#quota")
 
 
+def test_quota_page_without_a_query_shows_the_empty_form(client, depositor):
+    login_depositor(client, depositor)
+    for headers in ({}, {"HX-Request": "true"}):
+        r = client.get("/me/loans/quota", headers=headers)
+        assert r.status_code == 200
+        page = soup(r)
+        assert page.select_one("#monthly_income") is not None
+        assert page.select_one(".error") is None and page.select_one(".balance-value") is None
+    assert "<html" in client.get("/me/loans/quota").get_data(as_text=True)
+
+
 @pytest.mark.parametrize(
     "query, message",
     [

@@ -70,9 +70,10 @@ def download(data: bytes, filename: str, content_type: str, inline: bool = False
     return response
 
 
-@dataclass
+@dataclass(frozen=True)
 class NavLink:
-    """One link of the staff navigation (the ``staff_*_links`` template globals)."""
+    """One link of the staff navigation (the ``staff_*_links`` template globals); a value, so
+    a navigation bar's HTML can be kept under its links (``portal.navigation``)."""
 
     key: str
     label: str

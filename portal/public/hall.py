@@ -211,6 +211,10 @@ def loans():
 
 @bp.get("/loans/quota")
 def loan_quota():
+    """The quota trial; opened without a query (a link, the address bar), its empty form."""
+    if not request.args:
+        form = QuotaForm(formdata=None)
+        return _render("hall/quota.html", "hall/_quota.html", form=form, trial=None)
     form = QuotaForm(request.args)
     trial, status = None, 200
     if form.validate():
