@@ -10,7 +10,11 @@ from contextlib import contextmanager
 
 from peewee import (
     AutoField,
+    BigIntegerField,
+    CharField,
     DatabaseProxy,
+    ForeignKeyField,
+    IntegerField,
     ModelCursorWrapper,
     ModelDictCursorWrapper,
     ModelObjectCursorWrapper,
@@ -19,6 +23,7 @@ from peewee import (
     OperationalError,
     PostgresqlDatabase,
     SqliteDatabase,
+    TextField,
 )
 from playhouse.db_url import parse
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
@@ -241,6 +246,49 @@ _REUSABLE_WRAPPERS = frozenset(
 )
 
 
+# Fields whose conversion of what either driver gives is the value itself: integers from an
+# INTEGER column, text from a text column (exact types: a subclass may convert). peewee calls
+# their python_value on every column of every row all the same (issue 10: half of a board's
+# card reads went there); rows of a prepared statement skip them.
+_DRIVER_VALUE_FIELDS = (AutoField, IntegerField, BigIntegerField, CharField, TextField)
+
+
+def _keeps_driver_value(field, converter) -> bool:
+    if getattr(converter, "__self__", None) is not field:
+        return False  # not the field's own python_value
+    if type(field) is ForeignKeyField:
+        field = field.rel_field
+    return (
+        type(field) in _DRIVER_VALUE_FIELDS
+        and converter.__func__ is type(converter.__self__).python_value
+    )
+
+
+def _without_identity_converters(worked_out: dict) -> dict:
+    """A row wrapper's set-up without the converters that give back what they are given."""
+    converters = worked_out.get("converters")
+    fields = worked_out.get("fields")
+    if converters is None or fields is None:
+        return worked_out
+    plain = {
+        i
+        for i, (field, converter) in enumerate(zip(fields, converters, strict=True))
+        if converter is not None and _keeps_driver_value(field, converter)
+    }
+    if not plain:
+        return worked_out
+    out = dict(worked_out)
+    out["converters"] = [None if i in plain else c for i, c in enumerate(converters)]
+    out["convert"] = [i for i in worked_out["convert"] if i not in plain]
+    out["no_convert"] = sorted([*worked_out["no_convert"], *plain])
+    if "_row_spec" in worked_out:  # the joined-models wrapper reads its own copy
+        out["_row_spec"] = tuple(
+            (i, key, column, None if i in plain else converter)
+            for i, key, column, converter in worked_out["_row_spec"]
+        )
+    return out
+
+
 class Prepared:
     """A query built once per dialect and run many times with new values.
 
@@ -300,9 +348,9 @@ class Prepared:
         if worked_out is None:
             before = set(vars(wrapper))
             wrapper.initialize()
-            self._columns[key] = {k: v for k, v in vars(wrapper).items() if k not in before}
-        else:
-            vars(wrapper).update(worked_out)
+            worked_out = {k: v for k, v in vars(wrapper).items() if k not in before}
+            worked_out = self._columns[key] = _without_identity_converters(worked_out)
+        vars(wrapper).update(worked_out)
         wrapper.initialized = True
         return wrapper
 

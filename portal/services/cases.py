@@ -343,8 +343,11 @@ class Card:
         return bool(self.targets)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Column:
+    """A board column for one user today: a value (issue 10: its HTML is kept under it,
+    ``board.column_html``), the cards included."""
+
     direction: str
     state: str
     label: str
@@ -352,7 +355,7 @@ class Column:
     total: int  # cards this user sees in the column, without filters (the WIP count)
     limit: int | None
     token: str
-    cards: list[Card]
+    cards: tuple[Card, ...]
     final: bool
 
     @property
@@ -779,7 +782,7 @@ def board(
                 total=totals.get(state, 0),
                 limit=limits.get(state),
                 token=_token(today, n, count, ((r.id, r.version, r.updated_at) for r in rows)),
-                cards=cards,
+                cards=tuple(cards),
                 final=state in cs.FINAL[direction],
             )
         )
