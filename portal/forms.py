@@ -10,11 +10,13 @@ from flask import current_app, has_request_context
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from markupsafe import Markup, escape
 from wtforms import HiddenField, PasswordField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.i18n import messages_path
 from wtforms.meta import DefaultMeta
 from wtforms.validators import DataRequired, Length, Regexp, StopValidation, ValidationError
+from wtforms.widgets import core as wtforms_widgets_core
 
 from portal.rules.ids import is_valid_resident_id, is_valid_uscc, normalize_resident_id
 
@@ -114,6 +116,51 @@ def uscc_valid(form, field):
     field.data = (field.data or "").strip().upper()
     if not is_valid_uscc(field.data):
         raise ValidationError(_l("统一社会信用代码不正确"))
+
+
+# --- WTForms' attribute writer, faster (issue 10) -----------------------------------------
+# Every field WTForms renders (its input and its label) writes its attributes through
+# ``wtforms.widgets.html_params``, which formats each attribute with ``Markup.format``:
+# markupsafe parses the format string in Python for every attribute, and that was half of a
+# form field's rendering (a date field with its label and hint: 190 → 110 µs). This writes
+# the same attributes, escaped the same way, with plain string formatting, and takes its
+# place in WTForms (tests/test_forms_html_params.py checks it against WTForms' own).
+_WTFORMS_HTML_PARAMS = wtforms_widgets_core.html_params
+
+
+def html_params(**kwargs) -> Markup:
+    """``wtforms.widgets.html_params``: the attributes sorted by name, ``True`` as a bare
+    attribute, ``False`` left out, ``class_``/``for_`` and ``data_``/``aria_`` names
+    cleaned, values escaped (double quotes too)."""
+    params = []
+    for key, value in sorted(kwargs.items()):
+        key = wtforms_widgets_core.clean_key(key)
+        if value is True:
+            params.append(escape(key))
+        elif value is not False:
+            value = escape(value).replace(Markup('"'), Markup("&quot;"))
+            params.append(f'{escape(key)}="{value}"')
+    return Markup(" ".join(params))  # noqa: S704  # nosec B704 - every part escaped above
+
+
+def install_html_params() -> None:
+    """Put :func:`html_params` where WTForms' widgets and labels look it up (the module, the
+    package, and the widget classes that keep it as a static method). A WTForms that moved
+    it keeps its own (slower, the same output)."""
+    import wtforms.widgets
+
+    original = _WTFORMS_HTML_PARAMS
+    if wtforms_widgets_core.html_params is original:
+        wtforms_widgets_core.html_params = html_params
+    if getattr(wtforms.widgets, "html_params", None) is original:
+        wtforms.widgets.html_params = html_params
+    for cls in vars(wtforms_widgets_core).values():
+        kept = cls.__dict__.get("html_params") if isinstance(cls, type) else None
+        if isinstance(kept, staticmethod) and kept.__func__ is original:
+            cls.html_params = staticmethod(html_params)
+
+
+install_html_params()
 
 
 def choices(pairs) -> list[SelectChoice]:
