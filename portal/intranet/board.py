@@ -101,10 +101,12 @@ def _card_html(ctx, card: cases.Card) -> str:
         context = {**ctx.get_all(), "card": card, "csrf_token": _csrf_slot}
         return tuple(template.render(context).split(_CSRF_SLOT))
 
-    parts = _card_cache.get((card, fragment, keep, shared), render)
-    if len(parts) == 1:
-        return parts[0]
-    return _csrf().join(parts)
+    return _with_csrf(_card_cache.get((card, fragment, keep, shared), render))
+
+
+def _with_csrf(parts: tuple[str, ...]) -> str:
+    """Kept HTML split at its CSRF slots, with this session's token in them."""
+    return parts[0] if len(parts) == 1 else _csrf().join(parts)
 
 
 # --- a column's HTML, kept (issue 10) -----------------------------------------------------
@@ -154,8 +156,7 @@ def column_html(ctx, col: cases.Column) -> Markup:
             else:
                 g.card_csrf = token
 
-    parts = _column_cache.get(key, render)
-    html = parts[0] if len(parts) == 1 else _csrf().join(parts)
+    html = _with_csrf(_column_cache.get(key, render))
     return Markup(html)  # noqa: S704  # nosec B704 - the column template's output
 
 
