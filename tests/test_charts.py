@@ -69,3 +69,34 @@ def test_dashboard_charts_keep_every_text_inside(client, language):
             assert left >= 0 and left + w <= width + 0.5, (language, content, x, width)
             if language == "en" and anchor == "end":
                 assert not re.search(r"[\u4e00-\u9fff]", content), content  # labels translated
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_every_chart_gives_its_data_as_a_table(client, language):
+    """Screen readers get a chart as one image, and a phone scales a wide chart down with its
+    text: each chart's figures are also a table under "查看数据", the same labels and numbers
+    the chart prints, titled like the chart."""
+    login_staff(client, "admin")
+    if language == "en":
+        client.set_cookie("hpf_lang", "en")
+    page = BeautifulSoup(client.get("/staff/dashboard/").get_data(as_text=True), "html.parser")
+    svgs = page.select("svg.chart")
+    assert len(svgs) >= 5
+    for svg in svgs:
+        data = svg.find_next_sibling("details", class_="chart-data")
+        assert data is not None, svg["aria-label"]
+        assert data.summary.get_text() == ("Show the data" if language == "en" else "查看数据")
+        table = data.table
+        assert table.caption.get_text() == svg["aria-label"]
+        assert all(th["scope"] == "col" for th in table.thead.select("th"))
+        rows = [[c.get_text() for c in tr.select("th, td")] for tr in table.tbody.select("tr")]
+        printed = [t.get_text() for t in svg.select("text")]
+        for label, *values in rows:
+            assert label in printed, (label, printed)
+            if len(values) == 1:
+                assert values[0] in printed or values[0] == "0"  # a column of 0 has no text
+            else:
+                assert " / ".join(values) in printed  # outbound / inbound
+        if language == "en":  # the caption may hold a center's name, a proper name
+            text = table.thead.get_text() + table.tbody.get_text()
+            assert not re.search(r"[\u4e00-\u9fff]", text), text
