@@ -100,3 +100,25 @@ def test_every_chart_gives_its_data_as_a_table(client, language):
         if language == "en":  # the caption may hold a center's name, a proper name
             text = table.thead.get_text() + table.tbody.get_text()
             assert not re.search(r"[\u4e00-\u9fff]", text), text
+
+
+def test_a_chart_with_nothing_to_show_says_so(app, client):
+    """Twelve months of 0 (no case done online yet): a line of text, not an empty axis."""
+    from flask import render_template_string
+
+    from portal.services.dashboard import Bar
+
+    with app.test_request_context("/"):
+        html = render_template_string(
+            '{% from "_charts.html" import columns %}{{ columns(bars, "t") }}',
+            bars=[Bar(f"26-{m:02d}", 0) for m in range(1, 13)],
+        )
+        page = BeautifulSoup(html, "html.parser")
+        assert page.select_one("p.chart-empty").get_text() == "暂无办件"
+        assert not page.select("svg, table")
+        html = render_template_string(
+            '{% from "_charts.html" import columns %}{{ columns(bars, "t") }}',
+            bars=[Bar("26-11", 0), Bar("26-12", 3)],
+        )
+        page = BeautifulSoup(html, "html.parser")
+        assert page.select_one("svg.chart") and not page.select("p.chart-empty")
