@@ -13,16 +13,20 @@ TOKEN = re.compile(r'(name="csrf_token" value="|"X-CSRFToken": ")[^"]+"')
 
 
 @contextmanager
-def kept_cache(app, cache):
-    """``cache`` empty and the caches on (the default); afterwards as they were."""
-    cache.clear()
+def kept_cache(app, cache, *others):
+    """``cache`` (and ``others``) empty and the caches on (the default); yields ``cache``;
+    afterwards as they were."""
+    caches = (cache, *others)
+    for each in caches:
+        each.clear()
     was = app.config["HTML_CACHE"]
     app.config["HTML_CACHE"] = True
     try:
         yield cache
     finally:
         app.config["HTML_CACHE"] = was
-        cache.clear()
+        for each in caches:
+            each.clear()
 
 
 @contextmanager
@@ -43,3 +47,30 @@ def steady_page(client, path: str, **kwargs) -> str:
     assert r.status_code == 200
     html = NONCE.sub('nonce=""', r.get_data(as_text=True))
     return TOKEN.sub(lambda m: m.group(1) + 'token"', html)
+
+
+def assert_own_csrf_tokens(app, path: str) -> None:
+    """The clerk in two browsers, the same kept HTML for both: each page's cards carry that
+    session's own CSRF token (the one in the page's htmx headers), never the slot."""
+    from bs4 import BeautifulSoup
+
+    from portal.models import StaffUser
+    from tests.conftest import login_staff
+
+    one, other = app.test_client(), app.test_client()
+    login_staff(one, "clerk")
+    StaffUser.update(totp_last_step=0).where(StaffUser.username == "clerk").execute()
+    login_staff(other, "clerk")
+    app.config["WTF_CSRF_ENABLED"] = True
+    try:
+        tokens = []
+        for client in (one, other, one):
+            html = BeautifulSoup(client.get(path).get_data(as_text=True), "html.parser")
+            token = re.search(r'"X-CSRFToken": "([^"]+)"', html.body["hx-headers"]).group(1)
+            fields = html.select('li.kcard input[name="csrf_token"]')
+            assert fields and {f["value"] for f in fields} == {token}
+            tokens.append(token.split(".")[0])  # the session's secret (then a signed time)
+        assert tokens[0] != tokens[1] and tokens[0] == tokens[2]
+        assert "\x00" not in one.get(path).get_data(as_text=True)
+    finally:
+        app.config["WTF_CSRF_ENABLED"] = False

@@ -5,18 +5,17 @@ token filled in."""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 import pytest
 from bs4 import BeautifulSoup
 
 from portal.intranet import board as board_views
-from portal.models import Department, ProxyCase, StaffUser
+from portal.models import Department, ProxyCase
 from portal.rules import casestates as cs
 from tests.board_helpers import HX, make_case
 from tests.conftest import TODAY, login_staff
-from tests.fragment_helpers import kept_cache, steady_page, uncached
+from tests.fragment_helpers import assert_own_csrf_tokens, kept_cache, steady_page, uncached
 
 BOARD = "/staff/board/outbound"
 
@@ -57,23 +56,7 @@ def test_kept_cards_are_what_the_template_renders(app, client, kept):
 
 def test_each_session_gets_its_own_csrf_token(app, kept):
     several_cases()
-    one, other = app.test_client(), app.test_client()
-    login_staff(one, "clerk")
-    StaffUser.update(totp_last_step=0).where(StaffUser.username == "clerk").execute()
-    login_staff(other, "clerk")  # the same person in another browser: the same card values
-    app.config["WTF_CSRF_ENABLED"] = True
-    try:
-        tokens = []
-        for client in (one, other, one):
-            html = BeautifulSoup(client.get(BOARD).get_data(as_text=True), "html.parser")
-            token = re.search(r'"X-CSRFToken": "([^"]+)"', html.body["hx-headers"]).group(1)
-            fields = html.select('li.kcard input[name="csrf_token"]')
-            assert fields and {f["value"] for f in fields} == {token}
-            tokens.append(token.split(".")[0])  # the session's secret (then a signed time)
-        assert tokens[0] != tokens[1] and tokens[0] == tokens[2]
-        assert "\x00" not in one.get(BOARD).get_data(as_text=True)
-    finally:
-        app.config["WTF_CSRF_ENABLED"] = False
+    assert_own_csrf_tokens(app, BOARD)  # the same person in two browsers: the same cards
 
 
 def test_what_a_card_shows_changes_without_a_new_version(client, kept):

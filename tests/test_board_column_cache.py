@@ -4,19 +4,18 @@ that hold everything they show, with each session's own CSRF token in the cards'
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 import pytest
 from bs4 import BeautifulSoup
 
 from portal.intranet import board as board_views
-from portal.models import Department, ProxyCase, StaffUser
+from portal.models import Department, ProxyCase
 from portal.rules import casestates as cs
 from portal.services import cases
 from tests.board_helpers import HX, make_case, staff
 from tests.conftest import TODAY, login_staff
-from tests.fragment_helpers import steady_page, uncached
+from tests.fragment_helpers import assert_own_csrf_tokens, kept_cache, steady_page, uncached
 
 BOARD = "/staff/board/outbound"
 
@@ -24,17 +23,10 @@ BOARD = "/staff/board/outbound"
 @pytest.fixture
 def kept(app):
     """Empty column, filter and card caches, on (the default); afterwards as they were."""
-    caches = (board_views._column_cache, board_views._filters_cache, board_views._card_cache)
-    for cache in caches:
-        cache.clear()
-    was = app.config["HTML_CACHE"]
-    app.config["HTML_CACHE"] = True
-    try:
-        yield board_views._column_cache
-    finally:
-        app.config["HTML_CACHE"] = was
-        for cache in caches:
-            cache.clear()
+    with kept_cache(
+        app, board_views._column_cache, board_views._filters_cache, board_views._card_cache
+    ) as cache:
+        yield cache
 
 
 def page(client, path=BOARD, **kwargs) -> str:
@@ -98,23 +90,7 @@ def test_a_poll_answer_is_what_the_templates_render(app, client, kept):
 
 def test_each_session_gets_its_own_csrf_token_in_kept_columns(app, kept):
     some_cases()
-    one, other = app.test_client(), app.test_client()
-    login_staff(one, "clerk")
-    StaffUser.update(totp_last_step=0).where(StaffUser.username == "clerk").execute()
-    login_staff(other, "clerk")  # the same columns for both
-    app.config["WTF_CSRF_ENABLED"] = True
-    try:
-        tokens = []
-        for client in (one, other, one):
-            html = soup(client.get(BOARD).get_data(as_text=True))
-            token = re.search(r'"X-CSRFToken": "([^"]+)"', html.body["hx-headers"]).group(1)
-            fields = html.select('li.kcard input[name="csrf_token"]')
-            assert fields and {f["value"] for f in fields} == {token}
-            tokens.append(token.split(".")[0])
-        assert tokens[0] != tokens[1] and tokens[0] == tokens[2]
-        assert "\x00" not in one.get(BOARD).get_data(as_text=True)
-    finally:
-        app.config["WTF_CSRF_ENABLED"] = False
+    assert_own_csrf_tokens(app, BOARD)  # the same columns for both sessions
 
 
 def test_what_a_column_shows_changes_at_once(client, kept):
