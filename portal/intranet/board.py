@@ -212,8 +212,13 @@ def _tokens(values) -> dict[str, str]:
     return {key[2:]: values.get(key) for key in values if key.startswith("v_")}
 
 
-def _filters(direction: str, values):
-    return board_forms.filter_form(values, cases.filter_choices(common.staff_user(), direction))
+def _filters(direction: str, values, *, kept: bool = True):
+    """The filter form and filters; ``kept``: the choices from this worker's copy while the
+    boards' data is unchanged (not after a move: the data has just changed)."""
+    choices = cases.filter_choices(
+        common.staff_user(), direction, kept=kept and fragments.enabled()
+    )
+    return board_forms.filter_form(values, choices)
 
 
 def _render(page_template: str, fragment: str, status: int = 200, **context):
@@ -270,6 +275,7 @@ def _board_view(direction: str, filters, values, only: set[str] | None = None):
         common.holiday_overrides(per_request=True),
         shown=_shown(values),
         only=only,
+        kept=only is None and fragments.enabled(),
     )
 
 
@@ -303,6 +309,7 @@ def poll(direction: str):
         _tokens(request.args),
         common.holiday_overrides(per_request=True),
         shown=_shown(request.args),
+        kept=fragments.enabled(),
     )
     if view is None:
         response = make_response("", 204)
@@ -491,7 +498,7 @@ def _move_answer(
         flash(message, "success" if level == "success" else "error")
         return redirect(url_for(".board", direction=case.direction), 303)
     direction = case.direction
-    _form, filters = _filters(direction, request.values)
+    _form, filters = _filters(direction, request.values, kept=False)
     wanted = {s for s in states | {case.state} if s in casestates.COLUMNS[direction]}
     view = _board_view(direction, filters, request.values, only=wanted)
     before = g.get("board_before")

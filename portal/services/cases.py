@@ -22,7 +22,17 @@ from typing import NamedTuple
 from peewee import JOIN, SQL, fn
 
 from portal import items
-from portal.db import Prepared, PreparedInsert, PreparedUpdate, Shapes, locked, write_tx
+from portal.db import (
+    Prepared,
+    PreparedInsert,
+    PreparedUpdate,
+    Shapes,
+    db,
+    is_postgres,
+    locked,
+    write_tx,
+)
+from portal.fragments import FragmentCache
 from portal.models import (
     Attachment,
     CaseComment,
@@ -291,8 +301,19 @@ def _search_clause(q: str):
     )
 
 
-def filter_choices(user: StaffUser, direction: str) -> dict[str, list[tuple[str, str]]]:
-    """The options of the filter form for this user and board."""
+def filter_choices(
+    user: StaffUser, direction: str, *, kept: bool = False
+) -> dict[str, list[tuple[str, str]]]:
+    """The options of the filter form for this user and board. ``kept``: from this worker's
+    copy while the boards' data version (departments, handlers) is the same."""
+    version = board_version() if kept else None
+    if version is None:
+        return _filter_choices(user, direction)
+    found = _choices.get((version, user.role, direction), lambda: _filter_choices(user, direction))
+    return {name: list(options) for name, options in found.items()}
+
+
+def _filter_choices(user: StaffUser, direction: str) -> dict[str, list[tuple[str, str]]]:
     codes = [i.code for i in (items.ITEMS if direction == OUTBOUND else items.proxy_items())]
     choices = {
         "item": [(code, items.get(code).short) for code in codes],
@@ -388,13 +409,13 @@ class Column:
         return remaining_text(self.count, len(self.cards), self.final)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Board:
     direction: str
     label: str
     hint: str
     filters: Filters
-    columns: list[Column]
+    columns: tuple[Column, ...]
     readonly: bool
 
     def column(self, state: str) -> Column | None:
@@ -734,6 +755,56 @@ def board_tokens(
     return tokens
 
 
+# --- boards kept per worker (issue 10) ----------------------------------------------------
+# An unfiltered board is a function of the data it reads (the cases, the names on their
+# cards, the column limits), the user (what they see, which moves they may make), the day,
+# the calendar's overrides and how many cards each column shows. The database keeps a token
+# that changes with every change to that data (``board_version``, migration 0015, by
+# triggers), so a worker keeps the boards it built under the token and the rest: shown again
+# before anything changed (a reload, a second tab, a colleague's board, every poll), a board is
+# one query instead of about twelve and no card is built again.
+
+_VERSION_SQL = {
+    False: 'SELECT "token", 1 FROM "board_version" WHERE "id" = 1',
+    # a PostgreSQL transaction that has written sees the old token until it commits (the
+    # triggers run then): it gets no token, so its boards are built and not kept
+    True: (
+        'SELECT "token", pg_current_xact_id_if_assigned() IS NULL '
+        'FROM "board_version" WHERE "id" = 1'
+    ),
+}
+
+
+def board_version() -> str | None:
+    """The boards' data version now, or None where it cannot be trusted (see above)."""
+    cursor = db.execute_sql(_VERSION_SQL[is_postgres()])
+    try:
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    if row is None or not row[1]:
+        return None
+    return row[0]
+
+
+_boards: FragmentCache[Board] = FragmentCache(256)
+_choices: FragmentCache[dict] = FragmentCache(64)
+
+
+def _board_key(version, user: StaffUser, direction, today, overrides, shown, only) -> tuple:
+    return (
+        version,
+        user.role,
+        user.id,
+        user.department_id,
+        direction,
+        today,
+        tuple(sorted(overrides.items())) if overrides else (),
+        tuple(_shown(shown, state) for state in cs.COLUMNS[direction]),
+        frozenset(only) if only is not None else None,
+    )
+
+
 def board(
     user: StaffUser,
     direction: str,
@@ -742,11 +813,25 @@ def board(
     overrides=None,
     shown: dict[str, int] | None = None,
     only: set[str] | None = None,
+    *,
+    kept: bool = False,
 ) -> Board:
     """The board as this user sees it under the filters; ``only`` limits which columns get
-    their cards (the others are left out)."""
+    their cards (the others are left out). ``kept``: an unfiltered board may come from, and
+    go to, this worker's boards (see above)."""
     if direction not in board_directions(user):
         raise NotFound
+    version = board_version() if kept and not filters.active else None
+    if version is None:
+        return _board(user, direction, filters, today, overrides, shown, only)
+    return _boards.get(
+        _board_key(version, user, direction, today, overrides, shown, only),
+        lambda: _board(user, direction, filters, today, overrides, shown, only),
+    )
+
+
+def _board(user, direction, filters, today, overrides, shown, only) -> Board:
+    """The board read and built (``board`` without the kept boards)."""
     kind, dept = visibility(user)
     # a move's answer: its columns only
     states = tuple(s for s in cs.COLUMNS[direction] if only is None or s in only)
@@ -791,7 +876,7 @@ def board(
         label=DIRECTION_LABELS[direction],
         hint=DIRECTION_HINTS[direction],
         filters=filters,
-        columns=columns,
+        columns=tuple(columns),
         readonly=user.role not in MOVER_ROLES,
     )
 
@@ -804,10 +889,19 @@ def changed_board(
     client_tokens: dict[str, str],
     overrides=None,
     shown: dict[str, int] | None = None,
+    *,
+    kept: bool = False,
 ) -> Board | None:
-    """None when every column's token matches what the polling client has; else the board."""
+    """None when every column's token matches what the polling client has; else the board.
+    ``kept``: an unfiltered board is taken from this worker's boards when the data has not
+    changed (its columns carry their tokens), else built and kept."""
     if direction not in board_directions(user):
         raise NotFound
+    if kept and not filters.active:
+        view = board(user, direction, filters, today, overrides, shown, kept=True)
+        if all(client_tokens.get(col.state) == col.token for col in view.columns):
+            return None
+        return view
     tokens = board_tokens(user, direction, filters, today, shown)
     if all(client_tokens.get(s) == t for s, t in tokens.items()):
         return None
