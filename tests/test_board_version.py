@@ -33,6 +33,7 @@ from portal.services.cases import Filters
 from tests.board_helpers import HX, make_case, staff
 from tests.conftest import TODAY, login_staff
 from tests.fragment_helpers import kept_cache
+from tests.query_helpers import QueryCounter
 
 NONE = Filters()
 
@@ -262,29 +263,21 @@ def committed_login(app):
 @pytest.mark.committed
 def test_a_board_shown_again_reads_no_case(app, client, boards, committed_login, monkeypatch):
     login_staff(client, "liaison")
-    statements: list[str] = []
-    database = db.obj
-    original = database.execute_sql
-
-    def counting(sql, params=None, *args, **kwargs):
-        statements.append(sql)
-        return original(sql, params, *args, **kwargs)
-
-    monkeypatch.setattr(database, "execute_sql", counting)
+    counter = QueryCounter(monkeypatch)
     for headers in ({}, HX):
         assert client.get("/staff/board/outbound", headers=headers).status_code == 200
-        statements.clear()
+        counter.clear()
         assert client.get("/staff/board/outbound", headers=headers).status_code == 200
-        assert not [s for s in statements if '"proxy_case"' in s], statements
-        assert any('"board_version"' in s for s in statements)
+        assert not counter.reading("proxy_case"), counter.statements
+        assert counter.reading("board_version")
     # a change: the next page reads the cases again and shows the new one
     db.connect(reuse_if_open=True)
     with db.atomic():
         case = make_case(cs.OUTBOUND, "accepted", start=TODAY - timedelta(days=30))
     db.close()
-    statements.clear()
+    counter.clear()
     page = client.get("/staff/board/outbound").get_data(as_text=True)
-    assert [s for s in statements if '"proxy_case"' in s]
+    assert counter.reading("proxy_case")
     assert case.case_no in page
 
 

@@ -13,7 +13,6 @@ from decimal import Decimal
 
 import pytest
 
-from portal.db import db
 from portal.models import (
     Account,
     CaseComment,
@@ -29,30 +28,10 @@ from portal.rules import casestates as cs
 from portal.services.certificates import new_verify_code
 from tests.board_helpers import make_case, staff
 from tests.conftest import TODAY, login_depositor, login_staff
+from tests.query_helpers import QueryCounter
 
 N = 4
 _seq = itertools.count(1)
-
-
-class QueryCounter:
-    """Counts the statements sent to the database (a wrapper around ``execute_sql``)."""
-
-    def __init__(self, monkeypatch):
-        self.statements: list[str] = []
-        database = db.obj
-        original = database.execute_sql
-
-        def counting(sql, params=None, *args, **kwargs):
-            self.statements.append(sql)
-            return original(sql, params, *args, **kwargs)
-
-        monkeypatch.setattr(database, "execute_sql", counting)
-
-    def count(self, client, path: str, headers: dict | None = None) -> int:
-        self.statements.clear()
-        r = client.get(path, headers=headers or {})
-        assert r.status_code == 200, (path, r.status_code)
-        return len(self.statements)
 
 
 @pytest.fixture

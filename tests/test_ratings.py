@@ -23,6 +23,7 @@ from tests.notices_helpers import (
     soup,
     staff,
 )
+from tests.query_helpers import QueryCounter
 
 
 @pytest.fixture(autouse=True)
@@ -205,25 +206,13 @@ def test_the_prompts_of_many_online_items_are_those_of_each(depositor, other_dep
 
 
 def test_the_prompts_of_many_cases_take_the_same_queries_as_of_one(depositor, monkeypatch):
-    from portal.db import db
-
-    statements: list[str] = []
-    database = db.obj
-    original = database.execute_sql
-
-    def counting(sql, params=None, *args, **kwargs):
-        statements.append(sql)
-        return original(sql, params, *args, **kwargs)
+    counter = QueryCounter(monkeypatch)
 
     def queries(ids) -> int:
-        statements.clear()
-        monkeypatch.setattr(database, "execute_sql", counting)
-        try:
-            prompts = ratings.depositor_prompts(depositor, "case", ids)
-        finally:
-            monkeypatch.setattr(database, "execute_sql", original)
+        counter.clear()
+        prompts = ratings.depositor_prompts(depositor, "case", ids)
         assert len(prompts) == len(ids)
-        return len(statements)
+        return len(counter.statements)
 
     cases = [depositor_case(depositor, state) for state in ("done", "fed_back", "processing") * 3]
     cases.append(counter_case("feedback", applicant_id_no=depositor.resident_id))
