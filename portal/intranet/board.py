@@ -212,11 +212,20 @@ def _tokens(values) -> dict[str, str]:
     return {key[2:]: values.get(key) for key in values if key.startswith("v_")}
 
 
+def _version() -> str | None:
+    """The boards' data version, read once per request (None: nothing is kept)."""
+    if not fragments.enabled():
+        return None
+    if "board_version" not in g:
+        g.board_version = cases.board_version()
+    return g.board_version
+
+
 def _filters(direction: str, values, *, kept: bool = True):
     """The filter form and filters; ``kept``: the choices from this worker's copy while the
     boards' data is unchanged (not after a move: the data has just changed)."""
     choices = cases.filter_choices(
-        common.staff_user(), direction, kept=kept and fragments.enabled()
+        common.staff_user(), direction, version=_version() if kept else None
     )
     return board_forms.filter_form(values, choices)
 
@@ -275,7 +284,7 @@ def _board_view(direction: str, filters, values, only: set[str] | None = None):
         common.holiday_overrides(per_request=True),
         shown=_shown(values),
         only=only,
-        kept=only is None and fragments.enabled(),
+        version=_version() if only is None else None,
     )
 
 
@@ -309,7 +318,7 @@ def poll(direction: str):
         _tokens(request.args),
         common.holiday_overrides(per_request=True),
         shown=_shown(request.args),
-        kept=fragments.enabled(),
+        version=_version(),
     )
     if view is None:
         response = make_response("", 204)

@@ -302,11 +302,11 @@ def _search_clause(q: str):
 
 
 def filter_choices(
-    user: StaffUser, direction: str, *, kept: bool = False
+    user: StaffUser, direction: str, *, version: str | None = None
 ) -> dict[str, list[tuple[str, str]]]:
-    """The options of the filter form for this user and board. ``kept``: from this worker's
-    copy while the boards' data version (departments, handlers) is the same."""
-    version = board_version() if kept else None
+    """The options of the filter form for this user and board. ``version``: the boards' data
+    version the request read (``board_version``); given, the options come from this worker's
+    copy while it is the same (it covers departments and handlers)."""
     if version is None:
         return _filter_choices(user, direction)
     found = _choices.get((version, user.role, direction), lambda: _filter_choices(user, direction))
@@ -814,15 +814,15 @@ def board(
     shown: dict[str, int] | None = None,
     only: set[str] | None = None,
     *,
-    kept: bool = False,
+    version: str | None = None,
 ) -> Board:
     """The board as this user sees it under the filters; ``only`` limits which columns get
-    their cards (the others are left out). ``kept``: an unfiltered board may come from, and
-    go to, this worker's boards (see above)."""
+    their cards (the others are left out). ``version``: the boards' data version the request
+    read (``board_version``, once per request); given, an unfiltered board may come from, and
+    go to, this worker's boards kept under it (see above)."""
     if direction not in board_directions(user):
         raise NotFound
-    version = board_version() if kept and not filters.active else None
-    if version is None:
+    if version is None or filters.active:
         return _board(user, direction, filters, today, overrides, shown, only)
     return _boards.get(
         _board_key(version, user, direction, today, overrides, shown, only),
@@ -890,15 +890,15 @@ def changed_board(
     overrides=None,
     shown: dict[str, int] | None = None,
     *,
-    kept: bool = False,
+    version: str | None = None,
 ) -> Board | None:
     """None when every column's token matches what the polling client has; else the board.
-    ``kept``: an unfiltered board is taken from this worker's boards when the data has not
-    changed (its columns carry their tokens), else built and kept."""
+    ``version`` (as for ``board``): an unfiltered board is taken from this worker's boards
+    when the data has not changed (its columns carry their tokens), else built and kept."""
     if direction not in board_directions(user):
         raise NotFound
-    if kept and not filters.active:
-        view = board(user, direction, filters, today, overrides, shown, kept=True)
+    if version is not None and not filters.active:
+        view = board(user, direction, filters, today, overrides, shown, version=version)
         if all(client_tokens.get(col.state) == col.token for col in view.columns):
             return None
         return view
