@@ -57,6 +57,7 @@ PAGES = [  # screenshot name, who is logged in, path, expected h1 (None: the emp
     ("intranet-liaison", "liaison", "/staff/", "工作台"),
     ("intranet-admin", "admin", "/staff/", "工作台"),
     ("intranet-auditor", "auditor", "/staff/", "工作台"),
+    ("intranet-dashboard", "official", "/staff/dashboard/", "业务统计"),
 ]
 
 

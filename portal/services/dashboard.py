@@ -1,5 +1,6 @@
 """The center's dashboard: aggregate figures only (no personal data), computed with GROUP BY
-queries so the cost does not grow with the number of depositors."""
+queries over the open cases and the last 12 months, so the cost grows neither with the number
+of depositors nor with the years of history."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class Bar:
 @dataclass
 class Dashboard:
     today: date
+    since: date  # the first day of the 12 months the figures of what was done cover
     by_item: list[tuple[str, int, int]] = field(default_factory=list)  # name, outbound, inbound
     by_state: dict[str, list[Bar]] = field(default_factory=dict)
     open_total: int = 0
@@ -52,31 +54,40 @@ def _month_starts(today: date, months: int) -> list[date]:
 
 
 def build(today: date, overrides=None) -> Dashboard:
-    dash = Dashboard(today=today)
+    """The figures as of ``today``. What is open is counted whole (every open case, however
+    old); what is done, over the last 12 months the charts show (``since``): cases accepted
+    or received since then by item, cases that reached a final state since then, and their
+    average working days. So the page's cost follows the open cases and a year's volume,
+    never the years of history a center keeps (issue 10)."""
+    months = _month_starts(today, 12)
+    dash = Dashboard(today=today, since=months[0])
+    since_dt = datetime(months[0].year, months[0].month, 1)
 
-    # cases by item and direction, and by state
-    counts = defaultdict(int)
-    for item, direction, state, n in (
-        ProxyCase.select(
-            ProxyCase.item, ProxyCase.direction, ProxyCase.state, fn.COUNT(ProxyCase.id)
-        )
-        .group_by(ProxyCase.item, ProxyCase.direction, ProxyCase.state)
+    # cases accepted (outbound) or received (inbound) in the window, by item and direction
+    taken = defaultdict(int)
+    for item, direction, n in (
+        ProxyCase.select(ProxyCase.item, ProxyCase.direction, fn.COUNT(ProxyCase.id))
+        .where(ProxyCase.clock_start >= dash.since)
+        .group_by(ProxyCase.item, ProxyCase.direction)
         .tuples()
     ):
-        counts[(item, direction, state)] = n
+        taken[(item, direction)] = n
     for item in items.ITEMS:
-        out = sum(n for (i, d, _s), n in counts.items() if i == item.code and d == OUTBOUND)
-        inn = sum(n for (i, d, _s), n in counts.items() if i == item.code and d == INBOUND)
+        out, inn = taken[(item.code, OUTBOUND)], taken[(item.code, INBOUND)]
         if out or inn:
             dash.by_item.append((item.short, out, inn))
+
+    # open columns: every open case, counted from the (direction, state) index
+    counts: dict[tuple[str, str], int] = defaultdict(int)
     for direction in (OUTBOUND, INBOUND):
-        dash.by_state[direction] = [
-            Bar(
-                casestates.label(direction, state),
-                sum(n for (_i, d, s), n in counts.items() if d == direction and s == state),
-            )
-            for state in casestates.COLUMNS[direction]
-        ]
+        open_states = [s for s in casestates.COLUMNS[direction] if casestates.is_open(direction, s)]
+        for state, n in (
+            ProxyCase.select(ProxyCase.state, fn.COUNT(SQL("*")))
+            .where((ProxyCase.direction == direction) & ProxyCase.state.in_(open_states))
+            .group_by(ProxyCase.state)
+            .tuples()
+        ):
+            counts[(direction, state)] = n
         dash.overdue_by_direction[direction] = (
             ProxyCase.select()
             .where(
@@ -86,39 +97,59 @@ def build(today: date, overrides=None) -> Dashboard:
             )
             .count()
         )
-    dash.open_total = sum(n for (_i, d, s), n in counts.items() if casestates.is_open(d, s))
+    dash.open_total = sum(counts.values())
     dash.overdue_total = sum(dash.overdue_by_direction.values())
 
-    # average working days from the clock start to the case's last move into a final state;
-    # the cases are grouped by item, clock start and day finished, so the working days are
-    # counted once per such group, not once per case (issue 10: tens of thousands of cases)
-    finals = [s for d in (OUTBOUND, INBOUND) for s in casestates.FINAL[d] if s != "rejected"]
+    # final columns and the average working days: the cases whose last move into the final
+    # state they are in came in the window, grouped by item, clock start and day finished,
+    # so the working days are counted once per group, not once per case; read from the
+    # (to_state, created_at) index of the moves (migration 0016)
+    finals = sorted({s for d in (OUTBOUND, INBOUND) for s in casestates.FINAL[d]})
+    moves = (
+        CaseEvent.select(
+            CaseEvent.case, CaseEvent.to_state, fn.MAX(CaseEvent.created_at).alias("finished")
+        )
+        .where(CaseEvent.to_state.in_(finals) & (CaseEvent.created_at >= since_dt))
+        .group_by(CaseEvent.case, CaseEvent.to_state)
+    ).alias("moves")
+    day_done = fn.DATE(moves.c.finished)
     done = (
         ProxyCase.select(
-            ProxyCase.item, ProxyCase.clock_start, fn.MAX(CaseEvent.created_at).alias("finished")
+            ProxyCase.item,
+            ProxyCase.direction,
+            ProxyCase.state,
+            ProxyCase.clock_start,
+            day_done,
+            fn.COUNT(SQL("*")),
         )
-        .join(CaseEvent)
-        .where(ProxyCase.state.in_(finals) & CaseEvent.to_state.in_(finals))
-        .group_by(ProxyCase.id, ProxyCase.item, ProxyCase.clock_start)
-    ).alias("done")
-    day_done = fn.DATE(done.c.finished)
+        .from_(moves)
+        .join(
+            ProxyCase,
+            on=(ProxyCase.id == moves.c.case_id) & (ProxyCase.state == moves.c.to_state),
+        )
+        .group_by(
+            ProxyCase.item, ProxyCase.direction, ProxyCase.state, ProxyCase.clock_start, day_done
+        )
+    )
     spans: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # item: working days, cases
-    for item, start, finished, n in (
-        ProxyCase.select(done.c.item, done.c.clock_start, day_done, fn.COUNT(SQL("*")))
-        .from_(done)
-        .group_by(done.c.item, done.c.clock_start, day_done)
-        .tuples()
-    ):
+    for item, direction, state, start, finished, n in done.tuples():
+        counts[(direction, state)] += n
+        if state == "rejected":  # returned, not carried out: not in the average
+            continue
         span = spans[item]
         span[0] += n * max(0, workdays_between(_day(start), _day(finished), overrides))
         span[1] += n
+    for direction in (OUTBOUND, INBOUND):
+        dash.by_state[direction] = [
+            Bar(casestates.label(direction, state), counts[(direction, state)])
+            for state in casestates.COLUMNS[direction]
+        ]
     for item in items.ITEMS:
         total, n = spans.get(item.code, (0, 0))
         if n:
             dash.avg_workdays.append(Bar(item.short, round(total / n, 1), f"{n} 件"))
 
     # volumes with each peer center: cases opened per month (12) and per day (14)
-    months = _month_starts(today, 12)
     days = [today - timedelta(days=i) for i in range(13, -1, -1)]
     since = min(months[0], days[0])
     per_center = defaultdict(lambda: defaultdict(int))
@@ -142,8 +173,6 @@ def build(today: date, overrides=None) -> Dashboard:
         dash.peers_by_day.append((center.name, [Bar(f"{d:%m-%d}", by_day.get(d, 0)) for d in days]))
 
     # online items done (certificates issued, payouts confirmed, changes made) per month
-    start = months[0]
-    start_dt = datetime(start.year, start.month, 1)
     online = defaultdict(int)
     totals = defaultdict(int)
     for label, model, at, only in (
@@ -151,7 +180,7 @@ def build(today: date, overrides=None) -> Dashboard:
         ("提取与还贷", Payout, Payout.confirmed_at, Payout.status == "confirmed"),
         ("信息变更", ChangeRecord, ChangeRecord.changed_at, ChangeRecord.channel == "online"),
     ):
-        since_start = at >= start_dt
+        since_start = at >= since_dt
         # counted per day in SQL (issue 10: not a row per certificate or payout)
         for day, n in (
             model.select(fn.DATE(at), fn.COUNT(SQL("*")))
@@ -188,6 +217,14 @@ def _month(value) -> str:
 def rows_for_export(dash: Dashboard) -> dict[str, list[list]]:
     """The dashboard's figures as sheets of rows (for the Excel export)."""
     sheets = {
+        "说明": [
+            ["截至", dash.today.isoformat()],
+            ["近 12 个月自", dash.since.isoformat()],
+            ["在办、超期", "当前全部在办件"],
+            ["按事项", "近 12 个月受理（外地业务）或接收（本地业务）的办件"],
+            ["按状态", "在办各列为全部在办件；办结、退回各列为近 12 个月进入该列的办件"],
+            ["平均办结工作日", "近 12 个月办结的办件，自受理或接收起的工作日"],
+        ],
         "按事项": [["事项", "外地业务", "本地业务"]] + [list(r) for r in dash.by_item],
         "按状态": [["方向", "状态", "件数"]]
         + [
