@@ -133,6 +133,8 @@ def build(today: date, overrides=None) -> Dashboard:
     )
     spans: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # item: working days, cases
     for item, direction, state, start, finished, n in done.tuples():
+        if state not in casestates.FINAL[direction]:  # another direction's final state name
+            continue
         counts[(direction, state)] += n
         if state == "rejected":  # returned, not carried out: not in the average
             continue
