@@ -21,6 +21,7 @@ import re
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from babel import Locale
 from flask import (
     Blueprint,
     abort,
@@ -32,6 +33,8 @@ from flask import (
 )
 from flask_babel import get_locale, get_translations
 from markupsafe import Markup
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
 
 DEFAULT = "zh_CN"
 LANGUAGES = {"zh_CN": "中文", "en": "English"}  # each name in its own language
@@ -44,13 +47,33 @@ PLACEHOLDER = re.compile(r"\{[^{}]+\}|%\([A-Za-z_]\w*\)[sd]|%[sd]")
 bp = Blueprint("i18n", __name__)
 
 
-def select_locale() -> str:
+def select_locale() -> Locale:
+    """The request's language (flask_babel asks once a request). Issue 10: a cookie looked up
+    only when the request has one (werkzeug answers a missing key by building an exception),
+    the ``Accept-Language`` header's answer kept per header value, and babel's ``Locale``
+    objects made once (flask_babel would parse the code anew in every request)."""
     if not has_request_context():
-        return DEFAULT
-    choice = session.get("lang") or request.cookies.get(COOKIE)
+        return _LOCALES[DEFAULT]
+    choice = session.get("lang")
+    if choice is None and COOKIE in request.cookies:
+        choice = request.cookies[COOKIE]
     if choice in LANGUAGES:
-        return choice
-    return "en" if request.accept_languages.best_match(["zh", "en"]) == "en" else DEFAULT
+        return _LOCALES[choice]
+    return _LOCALES[_from_accept_language(request.headers.get("Accept-Language", ""))]
+
+
+_LOCALES = {code: Locale.parse(code) for code in LANGUAGES}
+
+
+@lru_cache(maxsize=256)
+def _from_accept_language(header: str) -> str:
+    """The language of the most preferred tag that is Chinese or English (``zh-CN`` counts as
+    Chinese: werkzeug's ``best_match`` would take a bare ``en;q=0.2`` over it); else Chinese."""
+    for tag, quality in parse_accept_header(header, LanguageAccept):  # most preferred first
+        primary = tag.replace("_", "-").split("-", 1)[0].lower()
+        if quality > 0 and primary in ("zh", "en"):
+            return "en" if primary == "en" else DEFAULT
+    return DEFAULT
 
 
 def is_english() -> bool:

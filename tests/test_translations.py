@@ -306,3 +306,33 @@ def test_template_underscore_translates_formats_and_escapes_like_jinja(app):
             assert out[0] == quit_
             assert "&lt;b&gt;3&lt;/b&gt;" in out[1] and "<b>" not in out[1]
             assert out[2] == "100%"
+
+
+@pytest.mark.parametrize(
+    ("headers", "session_lang", "expected"),
+    [
+        ({}, None, "zh_CN"),  # nothing said: Chinese
+        ({"Accept-Language": "en-US,en;q=0.9"}, None, "en"),
+        ({"Accept-Language": "en;q=0.2, zh-CN;q=0.9"}, None, "zh_CN"),  # the preferred one
+        ({"Accept-Language": "fr, de"}, None, "zh_CN"),  # neither offered: the default
+        ({"Accept-Language": "garbage;;q=x"}, None, "zh_CN"),
+        ({"Accept-Language": "zh-TW, en;q=0.5"}, None, "zh_CN"),  # Chinese is Chinese
+        ({"Accept-Language": "en;q=0, zh;q=0.1"}, None, "zh_CN"),  # q=0: not acceptable
+        ({"Accept-Language": "en", "Cookie": "hpf_lang=zh_CN"}, None, "zh_CN"),  # the cookie
+        ({"Accept-Language": "zh", "Cookie": "hpf_lang=en"}, None, "en"),
+        ({"Accept-Language": "en", "Cookie": "hpf_lang=xx"}, None, "en"),  # not a language
+        ({"Cookie": "hpf_lang=zh_CN"}, "en", "en"),  # the session's choice first
+    ],
+)
+def test_the_language_is_the_visitors_choice_then_the_browsers(
+    app, headers, session_lang, expected
+):
+    from flask import session
+
+    from portal.i18n import select_locale
+
+    for _ in range(2):  # the second time from the kept answers
+        with app.test_request_context("/", headers=headers):
+            if session_lang:
+                session["lang"] = session_lang
+            assert select_locale().language == expected[:2]

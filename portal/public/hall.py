@@ -45,6 +45,7 @@ from portal.public.hall_forms import (
     SendCodeForm,
     StatementForm,
 )
+from portal.public.loan_rows import repayment_rows, schedule_rows
 from portal.rules.ids import mask_phone
 from portal.services import accounts, deposits, payouts, ratings, tracking
 from portal.services import certificates as cert_svc
@@ -52,6 +53,8 @@ from portal.services import changes as change_svc
 from portal.services import loans as loan_svc
 
 bp = Blueprint("hall", __name__, url_prefix="/me")
+bp.add_app_template_global(schedule_rows)
+bp.add_app_template_global(repayment_rows)
 bp.before_request(guard_kind("depositor"))
 
 RESEND_SECONDS = 60
@@ -250,16 +253,17 @@ def loan_detail(loan_id: int):
     )
     if htmx.is_htmx():  # the year picker: the schedule and repayments of that year
         return _render("hall/loan.html", "hall/_loan_years.html", v=view, **years)
-    calc_form = PayoffCalcForm(formdata=None, on=today)
-    quote = loan_svc.payoff_quote(view, today, today) if view.active else None
+    # an active loan shows the payoff quote and its calculator; a settled one the request
+    # for its settlement certificate (a form each, made only where it is shown)
+    active = view.active
     return _render(
         "hall/loan.html",
         None,
         v=view,
-        quote=quote,
-        calc_form=calc_form,
+        quote=loan_svc.payoff_quote(view, today, today) if active else None,
+        calc_form=PayoffCalcForm(formdata=None, on=today) if active else None,
         calc=None,
-        request_form=EmptyForm(),
+        request_form=None if active else EmptyForm(),
         today=today,
         calc_last=min(loan_svc.payoff_calendar_limit(today), view.last_due or today),
         **years,

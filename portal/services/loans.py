@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import lru_cache
+from types import MappingProxyType
 from typing import NamedTuple
 
 from portal.db import Prepared, locked, write_tx
@@ -77,7 +79,13 @@ def pct(rate: Decimal) -> str:
 
 # The loan page's reads, built once (issue 10: peewee's SQL building cost more than the reads).
 _RATE_ROWS = Prepared(
-    lambda key: Setting.select().where(Setting.key == key).order_by(Setting.effective_from), 1
+    lambda key: (
+        Setting.select(Setting.effective_from, Setting.value)
+        .where(Setting.key == key)
+        .order_by(Setting.effective_from)
+        .tuples()
+    ),
+    1,
 )
 _OWN_LOAN = Prepared(lambda me, pk: own_loans_query(me).where(Loan.id == pk).limit(1), 2)
 
@@ -127,13 +135,20 @@ _LATEST_REQUEST = Prepared(
 
 
 def rate_table():
-    """The loan-rate table from the ``loan_rates`` settings (the rules' default without any)."""
-    rows = _RATE_ROWS.all("loan_rates")
-    table = tuple(
-        (row.effective_from, {k: Decimal(v) for k, v in json.loads(row.value).items()})
-        for row in rows
+    """The loan-rate table from the ``loan_rates`` settings (the rules' default without any).
+
+    The rows are read every time (a change applies at once, in every worker); their parsing
+    is kept for the same rows (issue 10: JSON and Decimals, a tenth of a loan view)."""
+    return _parsed_rate_table(tuple(_RATE_ROWS.all("loan_rates"))) or DEFAULT_RATE_TABLE
+
+
+@lru_cache(maxsize=4)
+def _parsed_rate_table(rows: tuple) -> tuple:
+    # the rules only read the table; its rate maps are shared by every caller
+    return tuple(
+        (effective_from, MappingProxyType({k: Decimal(v) for k, v in json.loads(value).items()}))
+        for effective_from, value in rows
     )
-    return table or DEFAULT_RATE_TABLE
 
 
 def current_rate(loan: Loan, on: date, table=None) -> Decimal:
@@ -175,6 +190,8 @@ class LoanView:
     last_paid_due: date | None
     next_due: ScheduleRow | None
     overdue: list[ScheduleRow]
+    # the latest request for the settlement certificate and the certificate issued (a settled
+    # loan's; an active loan has none)
     settlement_request: CertificateRequest | None = None
     settlement_certificate: Certificate | None = None
 
@@ -309,7 +326,8 @@ def _view(
     if prefetched is not None:
         request, certificate = prefetched.request, prefetched.certificate
     else:
-        request = _LATEST_REQUEST.first(loan.id)
+        # only a settled loan has a settlement certificate to ask for (and show)
+        request = _LATEST_REQUEST.first(loan.id) if loan.status != "active" else None
         certificate = None
         if request is not None and request.certificate_id:
             certificate = Certificate.get_or_none(Certificate.id == request.certificate_id)

@@ -1,0 +1,97 @@
+"""The rows of the loan page's two tables (issue 10), formatted here rather than cell by cell.
+
+A year of the repayment schedule and of the repayments is 24 rows of six or seven cells. In
+Jinja every cell is an attribute lookup, a filter, an escape and a piece of the output: about
+0.37 ms for the two tables, the largest single part of the loan page. Here a row is one
+format string. What it holds is either formatted by the portal itself (periods, ISO dates and
+amounts from ``yuan``: digits, commas, dots and dashes, nothing to escape) or text, which is
+escaped: the column labels and the status or kind texts once per table, a repayment's kind
+(read from the database) per row.
+
+The tables themselves (headers, captions, wrappers) stay in ``templates/hall/_loan_years.html``,
+which translates the labels and texts and passes them here, so a row's cells say what its
+header says in the visitor's language.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from markupsafe import Markup, escape
+
+from portal.filters import yuan
+
+_SCHEDULE_ROW = (
+    '<tr class="row-%s"><td data-label="{h0}">%s</td>'
+    '<td data-label="{h1}" class="nowrap">%s</td>'
+    '<td data-label="{h2}" class="num">%s</td>'
+    '<td data-label="{h3}" class="num">%s</td>'
+    '<td data-label="{h4}" class="num">%s</td>'
+    '<td data-label="{h5}" class="num">%s</td>'
+    '<td data-label="{h6}">%s</td></tr>\n'
+)
+
+_REPAYMENT_ROW = (
+    '<tr class="repay-%s"><td data-label="{h0}" class="nowrap">%s</td>'
+    '<td data-label="{h1}">%s</td>'
+    '<td data-label="{h2}">%s</td>'
+    '<td data-label="{h3}" class="num">%s</td>'
+    '<td data-label="{h4}" class="num">%s</td>'
+    '<td data-label="{h5}" class="num">%s</td></tr>\n'
+)
+
+
+def _row_format(row: str, labels: Sequence[str], count: int) -> str:
+    """``row`` with the escaped column labels in place: a %-format for the cells."""
+    if len(labels) != count:
+        raise ValueError(f"expected {count} column labels, got {len(labels)}")
+    return row.format(
+        **{f"h{i}": escape(label).replace("%", "%%") for i, label in enumerate(labels)}
+    )
+
+
+def schedule_rows(rows: Iterable, labels: Sequence[str], status_text: Mapping[str, str]) -> Markup:
+    """The ``<tr>`` of each schedule row (``services.loans.ScheduleRow``): period, due date,
+    principal, interest, payment, principal remaining and status, under ``labels``."""
+    fmt = _row_format(_SCHEDULE_ROW, labels, 7)
+    texts = {status: escape(text) for status, text in status_text.items()}
+    return Markup(  # noqa: S704  # nosec B704 - formatted and escaped as the module says
+        "".join(
+            fmt
+            % (
+                escape(row.status),
+                int(row.period),
+                row.due_on.isoformat(),
+                yuan(row.principal),
+                yuan(row.interest),
+                yuan(row.payment),
+                yuan(row.remaining),
+                texts[row.status],
+            )
+            for row in rows
+        )
+    )
+
+
+def repayment_rows(
+    repayments: Iterable, labels: Sequence[str], kind_text: Mapping[str, str]
+) -> Markup:
+    """The ``<tr>`` of each repayment (``services.loans.Repayment``): date, kind, period (or a
+    dash for one outside the schedule), principal, interest and amount, under ``labels``."""
+    fmt = _row_format(_REPAYMENT_ROW, labels, 6)
+    texts = {kind: escape(text) for kind, text in kind_text.items()}
+    return Markup(  # noqa: S704  # nosec B704 - formatted and escaped as the module says
+        "".join(
+            fmt
+            % (
+                escape(r.kind),
+                r.paid_on.isoformat(),
+                texts.get(r.kind) or escape(r.kind),
+                int(r.period) if r.period else "—",
+                yuan(r.principal),
+                yuan(r.interest),
+                yuan(r.amount),
+            )
+            for r in repayments
+        )
+    )
