@@ -8,9 +8,10 @@ script create other scripts, inline ones included), no ``unsafe-inline``, no ``u
 
 from __future__ import annotations
 
+import functools
 import secrets
 
-from flask import g
+from flask import current_app, g, session
 
 
 def csp_nonce() -> str:
@@ -36,8 +37,58 @@ def policy(nonce: str) -> str:
     )
 
 
+# --- CSRF tokens, signed once per session and worker (issue 10) ---------------------------
+#
+# Flask-WTF signs the session's CSRF secret anew in every request that shows a form or the
+# layout's htmx header (an itsdangerous serializer built and an HMAC computed: about 60 µs,
+# a twentieth of a depositor's page). With no time limit on tokens (WTF_CSRF_TIME_LIMIT is
+# None: a token lives as long as its server-side session) one signed token per session
+# serves every page: each worker keeps the last SIGNED_TOKENS of them, under the secret, the
+# field name and the session's raw token (a new session, a new raw token, a new signature).
+# With a time limit set, every request signs afresh, as Flask-WTF does.
+SIGNED_TOKENS = 4096
+
+
+def install_kept_csrf_tokens() -> None:
+    """Put the keeping ``generate_csrf`` where Flask-WTF's forms, template global and context
+    processor call it (its module); once per process."""
+    from flask_wtf import csrf as wtf_csrf
+
+    from portal.fragments import FragmentCache
+
+    original = wtf_csrf.generate_csrf
+    if getattr(original, "keeps_tokens", False):
+        return
+    signed: FragmentCache[str] = FragmentCache(SIGNED_TOKENS)
+
+    @functools.wraps(original)
+    def generate_csrf(secret_key=None, token_key=None):
+        config = current_app.config
+        field = token_key or config.get("WTF_CSRF_FIELD_NAME") or "csrf_token"
+        if field in g or config.get("WTF_CSRF_TIME_LIMIT"):
+            return original(secret_key, token_key)  # this request's already, or timed
+        secret = secret_key or config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
+        raw = session.get(field)
+        if isinstance(raw, str):
+            token = signed.get((secret, field, raw), lambda: original(secret_key, token_key))
+            setattr(g, field, token)
+            return token
+        token = original(secret_key, token_key)  # a new session: its raw token made here
+        raw = session.get(field)
+        if isinstance(raw, str):
+            signed.get((secret, field, raw), lambda: token)
+        return token
+
+    generate_csrf.keeps_tokens = True
+    wtf_csrf.generate_csrf = generate_csrf
+
+
 def init_app(app):
     app.jinja_env.globals["csp_nonce"] = csp_nonce
+    install_kept_csrf_tokens()
+    from flask_wtf import csrf as wtf_csrf
+
+    app.jinja_env.globals["csrf_token"] = wtf_csrf.generate_csrf
 
     @app.after_request
     def set_security_headers(response):

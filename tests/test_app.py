@@ -118,3 +118,52 @@ def test_production_refuses_to_start_without_secrets():
         config.load(environ={"PORTAL_SESSION_MAX_HOURS": "eight"})
     with pytest.raises(config.ConfigError, match="scheme"):
         config.load({"DATABASE_URL": "mysql://x"}, environ={})
+
+
+def _hx_token(html: str) -> str:
+    import re
+
+    return re.search(r'"X-CSRFToken": "([^"]+)"', html).group(1)
+
+
+def test_one_signed_csrf_token_per_session_serves_every_page_and_is_accepted(
+    app, client, depositor, monkeypatch
+):
+    """Issue 10: a session's CSRF token is signed once per worker, not on every page; it is
+    the session's (another session gets its own) and a POST carrying it is accepted."""
+    from tests.conftest import login_depositor
+
+    login_depositor(client, depositor)
+    import time as time_module
+
+    first = _hx_token(client.get("/me/").get_data(as_text=True))
+    later = time_module.time() + 120  # signed anew, the token would carry a new timestamp
+    monkeypatch.setattr(time_module, "time", lambda: later)
+    again = _hx_token(client.get("/me/deposits").get_data(as_text=True))
+    assert first == again
+    other = app.test_client()
+    assert _hx_token(other.get("/").get_data(as_text=True)) != first
+    app.config["WTF_CSRF_ENABLED"] = True
+    try:
+        bad = client.post("/lang", data={"lang": "en", "next": "/me/", "csrf_token": "x"})
+        assert bad.status_code == 400
+        ok = client.post("/lang", data={"lang": "en", "next": "/me/", "csrf_token": first})
+        assert ok.status_code in (302, 303)
+        # and the other session's token is not this session's
+        stolen = other.post("/lang", data={"lang": "en", "next": "/", "csrf_token": first})
+        assert stolen.status_code == 400
+    finally:
+        app.config["WTF_CSRF_ENABLED"] = False
+
+
+def test_with_a_time_limit_every_request_signs_afresh(app, client, monkeypatch):
+    import time as time_module
+
+    app.config["WTF_CSRF_TIME_LIMIT"] = 3600
+    try:
+        first = _hx_token(client.get("/").get_data(as_text=True))
+        later = time_module.time() + 120
+        monkeypatch.setattr(time_module, "time", lambda: later)
+        assert _hx_token(client.get("/").get_data(as_text=True)) != first  # a new timestamp
+    finally:
+        app.config["WTF_CSRF_TIME_LIMIT"] = None
