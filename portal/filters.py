@@ -19,6 +19,8 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def yuan(value) -> str:
+    if type(value) is Decimal:  # the usual case (issue 10: a ledger or loan page has ~100)
+        return format(value, ",.2f")
     if value is None:
         return "—"
     if isinstance(value, float):

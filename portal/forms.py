@@ -133,13 +133,18 @@ def html_params(**kwargs) -> Markup:
     attribute, ``False`` left out, ``class_``/``for_`` and ``data_``/``aria_`` names
     cleaned, values escaped (double quotes too)."""
     params = []
+    clean_key = wtforms_widgets_core.clean_key
     for key, value in sorted(kwargs.items()):
-        key = wtforms_widgets_core.clean_key(key)
+        if value is False:
+            continue
+        key = escape(clean_key(key))
         if value is True:
-            params.append(escape(key))
-        elif value is not False:
-            value = escape(value).replace(Markup('"'), Markup("&quot;"))
-            params.append(f'{escape(key)}="{value}"')
+            params.append(key)
+            continue
+        value = escape(value)
+        if '"' in value:  # only a Markup value keeps a raw quote; str.replace, not Markup's
+            value = str.replace(value, '"', "&quot;")
+        params.append(f'{key}="{value}"')
     return Markup(" ".join(params))  # noqa: S704  # nosec B704 - every part escaped above
 
 

@@ -173,3 +173,12 @@ def test_fact_is_one_escaped_definition_item():
     assert fact("x", 1, '" onclick="y') == (
         '<div><dt>x</dt><dd class="&#34; onclick=&#34;y">1</dd></div>'
     )
+
+
+def test_yuan_formats_every_kind_of_amount_as_before():
+    assert yuan(Decimal("1234567.891")) == "1,234,567.89"
+    assert yuan(Decimal("-0.5")) == "-0.50"
+    assert yuan(Decimal("2.345")) == f"{Decimal('2.345'):,.2f}"  # the context's rounding
+    assert (yuan(None), yuan(3), yuan("12.5")) == ("—", "3.00", "12.50")
+    with pytest.raises(TypeError, match="Decimal"):
+        yuan(1.5)

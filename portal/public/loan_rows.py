@@ -55,11 +55,12 @@ def schedule_rows(rows: Iterable, labels: Sequence[str], status_text: Mapping[st
     principal, interest, payment, principal remaining and status, under ``labels``."""
     fmt = _row_format(_SCHEDULE_ROW, labels, 7)
     texts = {status: escape(text) for status, text in status_text.items()}
+    classes = {status: escape(status) for status in status_text}
     return Markup(  # noqa: S704  # nosec B704 - formatted and escaped as the module says
         "".join(
             fmt
             % (
-                escape(row.status),
+                classes.get(row.status) or escape(row.status),
                 int(row.period),
                 row.due_on.isoformat(),
                 yuan(row.principal),
@@ -80,11 +81,12 @@ def repayment_rows(
     dash for one outside the schedule), principal, interest and amount, under ``labels``."""
     fmt = _row_format(_REPAYMENT_ROW, labels, 6)
     texts = {kind: escape(text) for kind, text in kind_text.items()}
+    classes = {kind: escape(kind) for kind in kind_text}
     return Markup(  # noqa: S704  # nosec B704 - formatted and escaped as the module says
         "".join(
             fmt
             % (
-                escape(r.kind),
+                classes.get(r.kind) or escape(r.kind),
                 r.paid_on.isoformat(),
                 texts.get(r.kind) or escape(r.kind),
                 int(r.period) if r.period else "—",
