@@ -65,8 +65,11 @@ def install_kept_csrf_tokens() -> None:
     def generate_csrf(secret_key=None, token_key=None):
         config = current_app.config
         field = token_key or config.get("WTF_CSRF_FIELD_NAME") or "csrf_token"
-        if field in g or config.get("WTF_CSRF_TIME_LIMIT"):
-            return original(secret_key, token_key)  # this request's already, or timed
+        found = g.get(field)
+        if found is not None:  # this request's (a page asks two or three times)
+            return found
+        if config.get("WTF_CSRF_TIME_LIMIT"):
+            return original(secret_key, token_key)
         secret = secret_key or config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
         raw = session.get(field)
         if isinstance(raw, str):

@@ -182,3 +182,11 @@ def test_yuan_formats_every_kind_of_amount_as_before():
     assert (yuan(None), yuan(3), yuan("12.5")) == ("—", "3.00", "12.50")
     with pytest.raises(TypeError, match="Decimal"):
         yuan(1.5)
+
+
+@pytest.mark.parametrize("kind", ["current", "overdue", "settled"])
+def test_remaining_periods_are_the_rows_not_paid(kind):
+    loan = loan_of_kind(kind)
+    view = loans.loan_view(loan.depositor, loan.id, TODAY)
+    assert view.remaining_periods == sum(1 for row in view.schedule if row.status != "paid")
+    assert view.schedule[: view.paid_rows] == [r for r in view.schedule if r.status == "paid"]

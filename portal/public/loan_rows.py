@@ -45,9 +45,9 @@ def _row_format(row: str, labels: Sequence[str], count: int) -> str:
     """``row`` with the escaped column labels in place: a %-format for the cells."""
     if len(labels) != count:
         raise ValueError(f"expected {count} column labels, got {len(labels)}")
-    return row.format(
-        **{f"h{i}": escape(label).replace("%", "%%") for i, label in enumerate(labels)}
-    )
+    # str.replace on the escaped text: Markup's own would escape its arguments again
+    escaped = {f"h{i}": str.replace(escape(label), "%", "%%") for i, label in enumerate(labels)}
+    return row.format(**escaped)
 
 
 def schedule_rows(rows: Iterable, labels: Sequence[str], status_text: Mapping[str, str]) -> Markup:

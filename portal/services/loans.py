@@ -167,7 +167,7 @@ def current_rate(loan: Loan, on: date, table=None) -> Decimal:
 # --- the loan view ------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)  # a 30-year loan's view makes 360 of them
 class ScheduleRow:
     period: int
     due_on: date
@@ -190,6 +190,7 @@ class LoanView:
     last_paid_due: date | None
     next_due: ScheduleRow | None
     overdue: list[ScheduleRow]
+    paid_rows: int = 0  # the schedule's rows paid (its first ones)
     # the latest request for the settlement certificate and the certificate issued (a settled
     # loan's; an active loan has none)
     settlement_request: CertificateRequest | None = None
@@ -201,7 +202,8 @@ class LoanView:
 
     @property
     def remaining_periods(self) -> int:
-        return sum(1 for row in self.schedule if row.status != "paid")
+        """Instalments not yet paid (the schedule's rows after its paid ones)."""
+        return len(self.schedule) - self.paid_rows
 
     @property
     def active(self) -> bool:
@@ -342,6 +344,7 @@ def _view(
         last_paid_due=scheduled[-1].due_on if scheduled else None,
         next_due=next_due,
         overdue=overdue,
+        paid_rows=len(scheduled),
         settlement_request=request,
         settlement_certificate=certificate,
     )
