@@ -189,6 +189,20 @@ def test_early_payoff_then_settlement_certificate_request(new_context, portal, s
     page.get_by_role("link", name="查看详情与还款计划").first.click()
     expect(page.get_by_role("heading", level=1)).to_have_text("贷款详情")
     _check_phone(page, size, "hall-loan")
+    # the schedule a year at a time: the picker swaps both tables in place (htmx)
+    picker = page.get_by_label("年度")
+    shown = picker.input_value()
+    years = [y.strip() for y in picker.locator("option").all_inner_texts()]
+    other = years[years.index(shown) - 1]  # the year before: instalments already repaid
+    picker.select_option(other)
+    expect(page).to_have_url(re.compile(rf"/me/loans/\d+\?year={other}$"))
+    due = page.locator("#loan-years table").first.locator("tbody td[data-label='应还日期']")
+    expect(due.first).to_contain_text(other)
+    assert all(t.startswith(other) for t in due.all_inner_texts())
+    expect(page.locator("#loan-years tbody td[data-label='状态']").first).to_have_text("已还")
+    _check_phone(page, size, "hall-loan-year")
+    page.go_back()  # the page restored by htmx (no history cache): no CSP report either
+    expect(picker).to_have_value(shown)
     page.get_by_role("link", name="办理提前还清").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("提前还清住房公积金贷款")
     total = page.locator(".balance-value").inner_text()

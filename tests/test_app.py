@@ -46,6 +46,8 @@ def test_htmx_is_vendored_2_0_11_and_configured(client):
     assert '"allowEval": false' in config
     assert '"includeIndicatorStyles": false' in config
     assert '"historyCacheSize": 0' in config
+    # the strict CSP forbids style attributes: htmx must not copy them while it settles
+    assert '"attributesToSettle": ["class", "width", "height"]' in config
     assert "X-CSRFToken" in html  # htmx requests carry the CSRF token
 
 
