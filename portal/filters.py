@@ -7,7 +7,6 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from flask import current_app, has_request_context
-from markupsafe import Markup
 
 from portal import htmx, items
 from portal.access import ROLE_LABELS
@@ -70,17 +69,7 @@ ACTION_LABELS = {
 }
 
 
-def fact(label, value, cls: str = "") -> Markup:
-    """One fact of a hall page's definition list, ``<div><dt>label</dt><dd>value</dd></div>``,
-    both escaped (a template global rather than a macro, issue 10: a loan page shows fifteen,
-    and a Jinja macro call costs twice the whole item)."""
-    if cls:
-        return Markup('<div><dt>%s</dt><dd class="%s">%s</dd></div>') % (label, cls, value)
-    return Markup("<div><dt>%s</dt><dd>%s</dd></div>") % (label, value)
-
-
 def init_app(app):
-    app.jinja_env.globals["fact"] = fact
     app.jinja_env.filters.update(
         field_errors=field_errors,
         mask_id=mask_resident_id,

@@ -159,22 +159,6 @@ def test_a_new_rate_applies_at_once_though_the_parsed_table_is_kept():
         loans.rate_table()[-1][1]["first_gt5"] = Decimal("0.5")
 
 
-def test_fact_is_one_escaped_definition_item():
-    from markupsafe import Markup
-
-    from portal.filters import fact
-
-    assert fact("a<b", "<x>", "mono") == (
-        '<div><dt>a&lt;b</dt><dd class="mono">&lt;x&gt;</dd></div>'
-    )
-    assert fact(Markup("<abbr>ID</abbr>"), date(2026, 1, 4)) == (
-        "<div><dt><abbr>ID</abbr></dt><dd>2026-01-04</dd></div>"
-    )
-    assert fact("x", 1, '" onclick="y') == (
-        '<div><dt>x</dt><dd class="&#34; onclick=&#34;y">1</dd></div>'
-    )
-
-
 def test_yuan_formats_every_kind_of_amount_as_before():
     assert yuan(Decimal("1234567.891")) == "1,234,567.89"
     assert yuan(Decimal("-0.5")) == "-0.50"
