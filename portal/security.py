@@ -12,6 +12,9 @@ import functools
 import secrets
 
 from flask import current_app, g, session
+from flask_wtf import csrf as wtf_csrf
+
+from portal.fragments import FragmentCache
 
 
 def csp_nonce() -> str:
@@ -52,10 +55,6 @@ SIGNED_TOKENS = 4096
 def install_kept_csrf_tokens() -> None:
     """Put the keeping ``generate_csrf`` where Flask-WTF's forms, template global and context
     processor call it (its module); once per process."""
-    from flask_wtf import csrf as wtf_csrf
-
-    from portal.fragments import FragmentCache
-
     original = wtf_csrf.generate_csrf
     if getattr(original, "keeps_tokens", False):
         return
@@ -68,18 +67,19 @@ def install_kept_csrf_tokens() -> None:
         found = g.get(field)
         if found is not None:  # this request's (a page asks two or three times)
             return found
-        if config.get("WTF_CSRF_TIME_LIMIT"):
+        if config.get("WTF_CSRF_TIME_LIMIT", 3600):  # Flask-WTF's default when unset
             return original(secret_key, token_key)
         secret = secret_key or config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
         raw = session.get(field)
         if isinstance(raw, str):
-            token = signed.get((secret, field, raw), lambda: original(secret_key, token_key))
-            setattr(g, field, token)
-            return token
-        token = original(secret_key, token_key)  # a new session: its raw token made here
-        raw = session.get(field)
-        if isinstance(raw, str):
-            signed.get((secret, field, raw), lambda: token)
+            make = functools.partial(original, secret_key, token_key)
+        else:  # a new session: Flask-WTF makes its raw token (and signs it) here
+            token = original(secret_key, token_key)
+            raw, make = session.get(field), lambda: token
+            if not isinstance(raw, str):  # never kept under anything but a session's token
+                return token
+        token = signed.get((secret, field, raw), make)
+        setattr(g, field, token)
         return token
 
     generate_csrf.keeps_tokens = True
@@ -89,8 +89,6 @@ def install_kept_csrf_tokens() -> None:
 def init_app(app):
     app.jinja_env.globals["csp_nonce"] = csp_nonce
     install_kept_csrf_tokens()
-    from flask_wtf import csrf as wtf_csrf
-
     app.jinja_env.globals["csrf_token"] = wtf_csrf.generate_csrf
 
     @app.after_request

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -158,10 +160,14 @@ def test_one_signed_csrf_token_per_session_serves_every_page_and_is_accepted(
         app.config["WTF_CSRF_ENABLED"] = False
 
 
-def test_with_a_time_limit_every_request_signs_afresh(app, client, monkeypatch):
+@pytest.mark.parametrize("limit", [3600, "unset"])  # unset: Flask-WTF's default, an hour
+def test_with_a_time_limit_every_request_signs_afresh(app, client, monkeypatch, limit):
     import time as time_module
 
-    app.config["WTF_CSRF_TIME_LIMIT"] = 3600
+    if limit == "unset":
+        app.config.pop("WTF_CSRF_TIME_LIMIT")
+    else:
+        app.config["WTF_CSRF_TIME_LIMIT"] = limit
     try:
         first = _hx_token(client.get("/").get_data(as_text=True))
         later = time_module.time() + 120

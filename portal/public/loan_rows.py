@@ -41,36 +41,44 @@ _REPAYMENT_ROW = (
 )
 
 
-def _row_format(row: str, labels: Sequence[str], count: int) -> str:
-    """``row`` with the escaped column labels in place: a %-format for the cells."""
+def _rows(row: str, labels: Sequence[str], texts: Mapping[str, str], items: Iterable, key, cells):
+    """Each item's ``row``: ``cells(item, css, text)`` gives its %-values, where ``css`` and
+    ``text`` are the escaped class and text of the item's ``key`` (``texts``; a key without a
+    text shows as it is). The labels fill the row's ``{h0}``, ``{h1}`` … once for all."""
+    count = row.count("{h")
     if len(labels) != count:
         raise ValueError(f"expected {count} column labels, got {len(labels)}")
     # str.replace on the escaped text: Markup's own would escape its arguments again
     escaped = {f"h{i}": str.replace(escape(label), "%", "%%") for i, label in enumerate(labels)}
-    return row.format(**escaped)
+    fmt = row.format(**escaped)
+    known = {k: (escape(k), escape(text)) for k, text in texts.items()}
+    html = []
+    for item in items:
+        k = key(item)
+        css, text = known.get(k) or (escape(k), escape(k))
+        html.append(fmt % cells(item, css, text))
+    return Markup("".join(html))  # noqa: S704  # nosec B704 - formatted and escaped as above
 
 
 def schedule_rows(rows: Iterable, labels: Sequence[str], status_text: Mapping[str, str]) -> Markup:
     """The ``<tr>`` of each schedule row (``services.loans.ScheduleRow``): period, due date,
     principal, interest, payment, principal remaining and status, under ``labels``."""
-    fmt = _row_format(_SCHEDULE_ROW, labels, 7)
-    texts = {status: escape(text) for status, text in status_text.items()}
-    classes = {status: escape(status) for status in status_text}
-    return Markup(  # noqa: S704  # nosec B704 - formatted and escaped as the module says
-        "".join(
-            fmt
-            % (
-                classes.get(row.status) or escape(row.status),
-                int(row.period),
-                row.due_on.isoformat(),
-                yuan(row.principal),
-                yuan(row.interest),
-                yuan(row.payment),
-                yuan(row.remaining),
-                texts[row.status],
-            )
-            for row in rows
-        )
+    return _rows(
+        _SCHEDULE_ROW,
+        labels,
+        status_text,
+        rows,
+        lambda row: row.status,
+        lambda row, css, text: (
+            css,
+            int(row.period),
+            row.due_on.isoformat(),
+            yuan(row.principal),
+            yuan(row.interest),
+            yuan(row.payment),
+            yuan(row.remaining),
+            text,
+        ),
     )
 
 
@@ -79,21 +87,19 @@ def repayment_rows(
 ) -> Markup:
     """The ``<tr>`` of each repayment (``services.loans.Repayment``): date, kind, period (or a
     dash for one outside the schedule), principal, interest and amount, under ``labels``."""
-    fmt = _row_format(_REPAYMENT_ROW, labels, 6)
-    texts = {kind: escape(text) for kind, text in kind_text.items()}
-    classes = {kind: escape(kind) for kind in kind_text}
-    return Markup(  # noqa: S704  # nosec B704 - formatted and escaped as the module says
-        "".join(
-            fmt
-            % (
-                classes.get(r.kind) or escape(r.kind),
-                r.paid_on.isoformat(),
-                texts.get(r.kind) or escape(r.kind),
-                int(r.period) if r.period else "—",
-                yuan(r.principal),
-                yuan(r.interest),
-                yuan(r.amount),
-            )
-            for r in repayments
-        )
+    return _rows(
+        _REPAYMENT_ROW,
+        labels,
+        kind_text,
+        repayments,
+        lambda r: r.kind,
+        lambda r, css, text: (
+            css,
+            r.paid_on.isoformat(),
+            text,
+            int(r.period) if r.period else "—",
+            yuan(r.principal),
+            yuan(r.interest),
+            yuan(r.amount),
+        ),
     )
