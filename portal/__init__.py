@@ -66,6 +66,27 @@ class PortalCodeGenerator(CodeGenerator):
                 return
         super().visit_Call(node, frame, forward_caller=forward_caller, **kwargs)
 
+    def _output_child_pre(self, node, frame, finalize):
+        if not self._gives_markup(node, frame, finalize):
+            super()._output_child_pre(node, frame, finalize)
+
+    def _output_child_post(self, node, frame, finalize):
+        if not self._gives_markup(node, frame, finalize):
+            super()._output_child_post(node, frame, finalize)
+
+    def _gives_markup(self, node, frame, finalize) -> bool:
+        """``{{ _(...) }}`` under autoescape is written as it is: the portal's ``_`` gives
+        Markup there (its variables escaped), which ``escape()`` would only copy."""
+        return (
+            finalize.src is None
+            and not frame.eval_ctx.volatile
+            and frame.eval_ctx.autoescape
+            and isinstance(node, nodes.Call)
+            and isinstance(node.node, nodes.Name)
+            and node.node.name == "_"
+            and self._direct_call("_", frame) == "context.eval_ctx"
+        )
+
     def _direct_call(self, name: str, frame) -> str | None:
         """What a direct call of ``name`` passes first ("" for nothing); None: call it
         through the context."""

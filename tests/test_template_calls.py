@@ -21,6 +21,9 @@ TEMPLATES = [
     '{% set h1, h2 = _("本金"), _("利息") %}{{ h1 }}/{{ h2 }}',
     '{{ (_("贷款") ~ "!")|upper }}',
     '{{ _("贷款") if n else _("还款") }}',
+    '{% autoescape false %}{{ _("%(y)s 年还款计划", y="<b>") }}{% endautoescape %}',
+    '{% autoescape n > 2 %}{{ _("%(y)s 年还款计划", y="<b>") }}{% endautoescape %}',
+    '{% autoescape n > 5 %}{{ _("%(y)s 年还款计划", y="<b>") }}{% endautoescape %}',
 ]
 
 
@@ -60,6 +63,10 @@ def test_gettext_and_url_for_compile_to_direct_calls(app):
     assert "context.call(" not in code
     assert "(context.eval_ctx, '贷款')" in code
     assert "_loop_vars=" not in code  # only Jinja's context.call wants the loop's variables
+    # _() gives Markup under autoescape: written as it is; url_for's str is escaped
+    gettext = "(undefined(name='_') if l_1__ is missing else l_1__)"
+    assert f"yield {gettext}(context.eval_ctx, '贷款')" in code
+    assert "escape((undefined(name='url_for')" in code
 
 
 def test_a_name_bound_in_the_template_keeps_jinjas_call(app, envs):
