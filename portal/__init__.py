@@ -43,25 +43,16 @@ class PortalCodeGenerator(CodeGenerator):
         if not forward_caller and isinstance(target, nodes.Name) and target.ctx == "load":
             first = self._direct_call(target.name, frame)
             if first is not None and not any(is_python_keyword(k.key) for k in node.kwargs):
-                self.visit(target, frame)
-                self.write("(")
-                arguments = [first] if first else []
-                arguments += [(None, arg) for arg in node.args]
-                arguments += [(None, kwarg) for kwarg in node.kwargs]
+                arguments = [("", value) for value in (*node.args, *node.kwargs)]
                 if node.dyn_args is not None:
                     arguments.append(("*", node.dyn_args))
                 if node.dyn_kwargs is not None:
                     arguments.append(("**", node.dyn_kwargs))
-                for i, argument in enumerate(arguments):
-                    if i:
-                        self.write(", ")
-                    if isinstance(argument, str):
-                        self.write(argument)
-                    else:
-                        star, value = argument
-                        if star:
-                            self.write(star)
-                        self.visit(value, frame)
+                self.visit(target, frame)
+                self.write("(" + first)
+                for i, (star, value) in enumerate(arguments):
+                    self.write((", " if first or i else "") + star)
+                    self.visit(value, frame)
                 self.write(")")
                 return
         super().visit_Call(node, frame, forward_caller=forward_caller, **kwargs)
@@ -75,16 +66,19 @@ class PortalCodeGenerator(CodeGenerator):
             super()._output_child_post(node, frame, finalize)
 
     def _gives_markup(self, node, frame, finalize) -> bool:
-        """``{{ _(...) }}`` under autoescape is written as it is: the portal's ``_`` gives
-        Markup there (its variables escaped), which ``escape()`` would only copy."""
+        """A direct call of a global marked ``markup_under_autoescape`` (the portal's ``_``:
+        its variables escaped by Markup's ``%``) is written as it is under autoescape:
+        ``escape()`` would only copy its Markup."""
         return (
             finalize.src is None
             and not frame.eval_ctx.volatile
             and frame.eval_ctx.autoescape
             and isinstance(node, nodes.Call)
             and isinstance(node.node, nodes.Name)
-            and node.node.name == "_"
-            and self._direct_call("_", frame) == "context.eval_ctx"
+            and getattr(
+                self.environment.globals.get(node.node.name), "markup_under_autoescape", False
+            )
+            and self._direct_call(node.node.name, frame) is not None
         )
 
     def _direct_call(self, name: str, frame) -> str | None:
@@ -396,10 +390,7 @@ def _template_gettext_once_per_request(app: Flask) -> None:
             namespace = _cv_app.get().g
             done = getattr(namespace, "_template_texts", None)
             if done is None:
-                done = formatted.get(translations())
-                if done is None:
-                    done = formatted.setdefault(translations(), {})
-                namespace._template_texts = done
+                done = namespace._template_texts = formatted.setdefault(translations(), {})
             key = (eval_ctx.autoescape, string)
             found = done.get(key)
             if found is None:
@@ -414,6 +405,7 @@ def _template_gettext_once_per_request(app: Flask) -> None:
             rv = Markup(rv)  # noqa: S704  # nosec B704
         return rv % variables
 
+    template_gettext.markup_under_autoescape = True  # PortalCodeGenerator writes it unescaped
     app.jinja_env.globals["_"] = template_gettext
 
 

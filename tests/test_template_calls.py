@@ -99,3 +99,27 @@ def test_a_name_bound_in_the_template_keeps_jinjas_call(app, envs):
 
 def test_the_portal_environment_uses_it(app):
     assert app.jinja_env.code_generator_class is PortalCodeGenerator
+
+
+def test_a_global_marked_as_giving_markup_is_written_unescaped(app, envs):
+    """``markup_under_autoescape`` on the function, not the name ``_``, decides it."""
+    from markupsafe import Markup
+
+    portal_env, reference = envs
+
+    def badge(text):
+        return Markup("<b>%s</b>") % text
+
+    badge.markup_under_autoescape = True
+    portal_env.globals["badge"] = badge
+    try:
+        source = '{{ badge("<i>") }}{{ url_for("hall.loans") }}'
+        code = portal_env.compile(source, raw=True)
+        assert "yield (undefined(name='badge') if l_0_badge is missing else l_0_badge)(" in code
+        assert "escape((undefined(name='url_for')" in code
+        with app.test_request_context("/"):
+            got = portal_env.from_string(source).render()
+            assert got == reference.from_string(source).render()
+        assert got.startswith("<b>&lt;i&gt;</b>")
+    finally:
+        del portal_env.globals["badge"]
