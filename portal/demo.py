@@ -461,6 +461,16 @@ def load(today: date, seed: int = SEED, size: int = 500, log=print) -> DemoSumma
         return DemoSummary(len(employers), len(depositors), len(records), loans, cases)
 
 
+def loan_day(month: date, n: int) -> date:
+    """The ``n``-th demo loan's disbursement date in ``month``'s month: days 1-28, spread.
+
+    Instalments fall due on this day of each month. Were every loan disbursed on the seeding
+    day-of-month, every instalment would fall due on the seeding day, unpaid, and the whole
+    demo would turn overdue together at the next midnight; spread over the month, one loan
+    in 28 does."""
+    return date(month.year, month.month, 1 + (n * 11) % 28)
+
+
 def _loans(g: _Gen, depositors, today: date) -> int:
     table = rate_table()
     candidates = [(d, a) for d, a in depositors if a.status == "正常" and d.birth_date.year >= 1972]
@@ -481,7 +491,7 @@ def _loans(g: _Gen, depositors, today: date) -> int:
         else:
             term = g.r.choice([120, 180, 240, 300, 360])
             disbursed = add_months(today, -g.r.randint(6, 96))
-        disbursed = date(disbursed.year, disbursed.month, min(disbursed.day, 28))
+        disbursed = loan_day(disbursed, idx)
         amount = Decimal(g.r.randrange(150000, 600001, 10000))
         rate = rate_for(table, disbursed, term, True)
         first_due = add_months(disbursed, 1)

@@ -645,7 +645,7 @@ class _Bulk:
             else:
                 term = r.choice([120, 180, 240, 300, 360])
                 disbursed = add_months(self.today, -r.randint(6, 120))
-            disbursed = date(disbursed.year, disbursed.month, min(disbursed.day, 28))
+            disbursed = demo.loan_day(disbursed, idx)
             amount = Decimal(r.randrange(150000, 600001, 10000))
             rate = rate_for(table, disbursed, term, True)
             first_due = add_months(disbursed, 1)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from decimal import Decimal
 
 from peewee import fn
 
+from portal.demo import loan_day
 from portal.models import (
     Account,
     Center,
@@ -20,6 +22,7 @@ from portal.models import (
 from portal.rules import casestates
 from portal.rules.ids import is_valid_bank_card, is_valid_resident_id, is_valid_uscc
 from portal.rules.retirement import statutory_retirement_date
+from portal.services import loans
 from tests.conftest import TODAY
 
 
@@ -86,3 +89,25 @@ def test_seed_command_refuses_a_database_with_data(runner):
     assert result.exit_code != 0 and "already has data" in result.output
     result = runner.invoke(args=["seed-demo", "--if-empty"])
     assert result.exit_code == 0 and "nothing to do" in result.output
+
+
+def test_loan_days_cover_the_month():
+    days = {loan_day(date(2026, 5, 30), n).day for n in range(28)}
+    assert days == set(range(1, 29))
+    assert loan_day(date(2026, 2, 1), 27) == date(2026, 2, 1 + 27 * 11 % 28)
+
+
+def test_the_demo_loans_do_not_all_turn_overdue_at_the_next_midnight():
+    """Seeded on TODAY, the demo still has current loans on TODAY + 1 (a run across midnight)."""
+    active = [
+        loan
+        for loan in Loan.select().where(Loan.status == "active")
+        if not loans.loan_view(loan.depositor, loan.id, TODAY).overdue
+    ]
+    assert len({loan.first_due_on.day for loan in active}) > 1
+    tomorrow = TODAY + timedelta(days=1)
+    still = [
+        loan for loan in active if not loans.loan_view(loan.depositor, loan.id, tomorrow).overdue
+    ]
+    assert still and len(active) - len(still) <= len(active) // 4
+    assert all(loan.first_due_on.day == TODAY.day for loan in active if loan not in still)
