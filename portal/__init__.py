@@ -57,6 +57,60 @@ class PortalCodeGenerator(CodeGenerator):
                 return
         super().visit_Call(node, frame, forward_caller=forward_caller, **kwargs)
 
+    def visit_Output(self, node, frame):
+        """Jinja yields each piece of an output (a run of text and ``{{ … }}`` between two
+        tags) on its own, and every piece passes up through each generator of the page (the
+        block, the includes, the templates it extends) before the render joins them. Here an
+        output of several pieces is joined first and yielded once, ``yield ''.join((…))``:
+        the same pieces in the same order, each finalized and escaped (or made ``str``) as
+        Jinja does it, so the same text. Outputs into a buffer (macros, ``set`` blocks, call
+        blocks) are Jinja's own."""
+        if frame.buffer is not None:
+            return super().visit_Output(node, frame)
+        if frame.require_output_check:
+            if self.has_known_extends:
+                return None
+            self.writeline("if parent_template is None:")
+            self.indent()
+        finalize = self._make_finalize()
+        body: list = []  # as Jinja's: lists of constant text, and nodes to evaluate
+        for child in node.nodes:
+            try:
+                if not (finalize.const or isinstance(child, nodes.TemplateData)):
+                    raise nodes.Impossible()
+                const = self._output_child_to_const(child, frame, finalize)
+            except (nodes.Impossible, Exception):
+                body.append(child)
+                continue
+            if body and isinstance(body[-1], list):
+                body[-1].append(const)
+            else:
+                body.append([const])
+        joined = len(body) > 1
+        if joined:
+            self.writeline("yield ''.join((")
+            self.indent()
+        for item in body:
+            if isinstance(item, list):
+                text = self._output_const_repr(item)
+                self.writeline(text + "," if joined else "yield " + text)
+                continue
+            if joined:
+                self.newline(item)
+            else:
+                self.writeline("yield ", item)
+            self._output_child_pre(item, frame, finalize)
+            self.visit(item, frame)
+            self._output_child_post(item, frame, finalize)
+            if joined:
+                self.write(",")
+        if joined:
+            self.outdent()
+            self.writeline("))")
+        if frame.require_output_check:
+            self.outdent()
+        return None
+
     def _output_child_pre(self, node, frame, finalize):
         if not self._gives_markup(node, frame, finalize):
             super()._output_child_pre(node, frame, finalize)

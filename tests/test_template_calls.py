@@ -65,7 +65,8 @@ def test_gettext_and_url_for_compile_to_direct_calls(app):
     assert "_loop_vars=" not in code  # only Jinja's context.call wants the loop's variables
     # _() gives Markup under autoescape: written as it is; url_for's str is escaped
     gettext = "(undefined(name='_') if l_1__ is missing else l_1__)"
-    assert f"yield {gettext}(context.eval_ctx, '贷款')" in code
+    assert f"{gettext}(context.eval_ctx, '贷款')" in code
+    assert f"escape({gettext}" not in code
     assert "escape((undefined(name='url_for')" in code
 
 
@@ -115,7 +116,8 @@ def test_a_global_marked_as_giving_markup_is_written_unescaped(app, envs):
     try:
         source = '{{ badge("<i>") }}{{ url_for("hall.loans") }}'
         code = portal_env.compile(source, raw=True)
-        assert "yield (undefined(name='badge') if l_0_badge is missing else l_0_badge)(" in code
+        badge_call = "(undefined(name='badge') if l_0_badge is missing else l_0_badge)("
+        assert badge_call in code and f"escape({badge_call}" not in code
         assert "escape((undefined(name='url_for')" in code
         with app.test_request_context("/"):
             got = portal_env.from_string(source).render()
@@ -123,3 +125,61 @@ def test_a_global_marked_as_giving_markup_is_written_unescaped(app, envs):
         assert got.startswith("<b>&lt;i&gt;</b>")
     finally:
         del portal_env.globals["badge"]
+
+
+JOINED = [
+    "plain text only",
+    "<p>{{ a }}</p>",
+    "<p>{{ a }} and {{ b }}</p>{% if n %}<i>{{ a }}</i>{% endif %}{{ b }}",
+    "{%- for i in range(n) -%} <li>{{ i }}:{{ a }}</li> {%- endfor %}",
+    "{% for i in range(n) %}{{ loop.index }}/{{ loop.length }}{% if not loop.last %}, {% endif %}"
+    "{% endfor %}",
+    "{% set x %}<b>{{ a }}</b>{{ b }}{% endset %}[{{ x }}]{{ x|length }}",
+    "{% filter upper %}{{ a }}-{{ b }}{% endfilter %}",
+    "{% macro m(v) %}<{{ v }}|{{ caller() if caller else '' }}>{% endmacro %}"
+    "{{ m(a) }}{% call m(b) %}in {{ a }}{% endcall %}",
+    "{% autoescape false %}{{ a }}{{ b }}{% endautoescape %}{{ a }}{{ b }}",
+    "{% autoescape n > 2 %}{{ a }}{{ b }}{% endautoescape %}",
+    "{{ a }}{{ 1 + 2 }}{{ 'const' }}{{ b|e }}{{ none }}{{ n }}",
+    '{{ _("贷款") }}：{{ url_for("hall.loans") }}{{ _("%(y)s 年", y=a) }}',
+    '{% include "include_me.html" %}after {{ a }}',
+    '{% extends "layout.html" %}ignored {{ a }}{% block body %}[{{ super() }}|{{ b }}]'
+    "{% endblock %}",
+    '{% extends ("layout.html" if n else "other.html") %}{% block body %}{{ a }}{% endblock %}',
+]
+
+
+@pytest.mark.parametrize("source", JOINED)
+def test_joined_outputs_give_the_same_html_as_jinjas_compiler(app, envs, source):
+    """The pieces of one output are joined and yielded once (``visit_Output``): the same text
+    as Jinja's one yield each, in blocks, includes, extends (static and dynamic), macros, call
+    and set blocks, filters, loops and whitespace control, with autoescape on, off or decided
+    at run time."""
+    from jinja2 import DictLoader
+
+    portal_env, reference = envs
+    sources = {
+        "include_me.html": "<inc>{{ a }}{{ b }}</inc>",
+        "layout.html": "<html>{{ a }}<body>{% block body %}base {{ b }}{% endblock %}</body>",
+        "other.html": "",
+    }
+    rendered = []
+    for env in (portal_env, reference):
+        env.loader, saved = DictLoader(sources), env.loader
+        try:
+            with app.test_request_context("/"):
+                html = env.from_string(source).render(a="<a&>", b='"b"', n=3)
+        finally:
+            env.loader = saved
+        rendered.append(html)
+    got, want = rendered
+    assert got == want and got
+
+
+def test_outputs_of_several_pieces_are_yielded_once(app):
+    code = app.jinja_env.compile("<p>{{ a }} and {{ b }}</p>{% if a %}{{ a }}{% endif %}", raw=True)
+    assert code.count("yield ''.join((") == 1  # the first output; the second is one piece
+    assert "yield escape((undefined(name='a')" in code
+    # a buffer (a macro's body) is Jinja's own
+    code = app.jinja_env.compile("{% macro m() %}<p>{{ a }}{{ b }}</p>{% endmacro %}", raw=True)
+    assert "yield ''.join" not in code and ".extend((" in code
