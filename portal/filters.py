@@ -7,6 +7,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from flask import current_app, has_request_context
+from markupsafe import Markup, escape
 
 from portal import htmx, items
 from portal.access import ROLE_LABELS
@@ -25,6 +26,18 @@ def yuan(value) -> str:
     if isinstance(value, float):
         raise TypeError("money must be Decimal")
     return f"{Decimal(value):,.2f}"
+
+
+def fact(label, value, cls: str = "") -> Markup:
+    """One entry of a facts list (``<dl class="facts">``): ``<div><dt>label</dt><dd>value</dd>
+    </div>``, ``cls`` the ``<dd>``'s class; label, value and class escaped. A function rather
+    than a macro (issue 10): a Jinja macro call costs several times as much, and the hall's
+    pages show up to fifteen facts."""
+    dd = f'<dd class="{escape(cls)}">' if cls else "<dd>"
+    return Markup(f"<div><dt>{escape(label)}</dt>{dd}{escape(value)}</dd></div>")  # noqa: S704  # nosec B704 - escaped above
+
+
+fact.markup_under_autoescape = True  # always Markup: written as it is (PortalCodeGenerator)
 
 
 def local_dt(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -84,6 +97,8 @@ def init_app(app):
         target_label=lambda kind: TARGET_LABELS.get(kind, kind),
         action_label=lambda action: ACTION_LABELS.get(action, action),
     )
+
+    app.add_template_global(fact, "fact")
 
     @app.context_processor
     def portal_globals():

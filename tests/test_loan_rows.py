@@ -8,10 +8,11 @@ from decimal import Decimal
 
 import pytest
 from flask import render_template_string
+from markupsafe import Markup
 
-from portal.filters import yuan
+from portal.filters import fact, yuan
 from portal.models import Loan, Setting
-from portal.public.loan_rows import repayment_rows, schedule_rows
+from portal.public.loan_rows import repayment_rows, schedule_rows, year_options
 from portal.services import loans
 from portal.services.loans import Repayment, ScheduleRow
 from tests.conftest import TODAY, login_depositor
@@ -174,3 +175,63 @@ def test_remaining_periods_are_the_rows_not_paid(kind):
     view = loans.loan_view(loan.depositor, loan.id, TODAY)
     assert view.remaining_periods == sum(1 for row in view.schedule if row.status != "paid")
     assert view.schedule[: view.paid_rows] == [r for r in view.schedule if r.status == "paid"]
+
+
+def test_year_options_mark_the_year_shown():
+    html = year_options([2025, 2026, 2027], 2026)
+    assert html == (
+        '<option value="2025">2025</option><option value="2026" selected>2026</option>'
+        '<option value="2027">2027</option>'
+    )
+    assert year_options([2025], None) == '<option value="2025">2025</option>'
+    assert year_options([], 2026) == ""
+    with pytest.raises(ValueError):  # years only: nothing else reaches the page unescaped
+        year_options(["<b>"], None)
+
+
+def test_fact_writes_what_the_macro_wrote(app):
+    """``fact`` was a macro in hall/_hall_macros.html; the function gives the same HTML,
+    label, value and class escaped, whatever the value is."""
+    macro = app.jinja_env.from_string(
+        "{% macro m(label, value, cls='') -%}"
+        "<div><dt>{{ label }}</dt>"
+        '<dd{% if cls %} class="{{ cls }}"{% endif %}>{{ value }}</dd></div>'
+        "{%- endmacro %}{{ m(a, b, c) }}"
+    )
+    function = app.jinja_env.from_string("{{ fact(a, b, c) }}")
+    evil = '<script>"x"</script>'
+    values = [
+        ("贷款账号", "15290080", "mono"),
+        (evil, evil, evil),
+        ("放款日期", date(2026, 3, 4), ""),
+        ("逾期期数", 0, ""),
+        ("结清日期", None, ""),
+        (Markup("<b>已还</b>"), Markup("<i>1</i>"), "strong"),
+    ]
+    with app.test_request_context("/"):
+        for a, b, c in values:
+            assert function.render(a=a, b=b, c=c) == macro.render(a=a, b=b, c=c)
+        assert "<script>" not in function.render(a=evil, b=evil, c=evil)
+        # the templates call it directly (portal.PortalCodeGenerator), not through Jinja
+        assert "context.call(" not in app.jinja_env.compile("{{ fact(a, b) }}", raw=True)
+    assert fact("a", "b") == "<div><dt>a</dt><dd>b</dd></div>"
+
+
+def test_the_kept_unpaid_rows_are_marked_for_each_day_anew():
+    """A loan's unpaid instalments are kept between views (``_unpaid_rows``); which are overdue
+    and which is next is each view's own: a late view does not leak into an earlier day's."""
+    loan = loan_of_kind("current")
+    today_view = loans.loan_view(loan.depositor, loan.id, TODAY)
+    assert not today_view.overdue and today_view.next_due.status == "due"
+    later = TODAY.replace(year=TODAY.year + 1)
+    late_view = loans.loan_view(loan.depositor, loan.id, later)
+    assert len(late_view.overdue) >= 12
+    assert all(row.status == "overdue" for row in late_view.overdue)
+    assert late_view.next_due.due_on >= later > late_view.overdue[-1].due_on
+    again = loans.loan_view(loan.depositor, loan.id, TODAY)
+    assert again.schedule == today_view.schedule  # the same rows, the same statuses
+    assert not again.overdue and again.next_due == today_view.next_due
+    statuses = [row.status for row in again.schedule]
+    assert statuses.count("due") == 1 and "overdue" not in statuses
+    with pytest.raises(AttributeError):  # a kept row cannot be changed by a caller
+        again.schedule[-1].status = "paid"

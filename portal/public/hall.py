@@ -45,7 +45,7 @@ from portal.public.hall_forms import (
     SendCodeForm,
     StatementForm,
 )
-from portal.public.loan_rows import repayment_rows, schedule_rows
+from portal.public.loan_rows import repayment_rows, schedule_rows, year_options
 from portal.rules.ids import mask_phone
 from portal.services import accounts, deposits, payouts, ratings, tracking
 from portal.services import certificates as cert_svc
@@ -55,6 +55,7 @@ from portal.services import loans as loan_svc
 bp = Blueprint("hall", __name__, url_prefix="/me")
 bp.add_app_template_global(schedule_rows)
 bp.add_app_template_global(repayment_rows)
+bp.add_app_template_global(year_options)
 bp.before_request(guard_kind("depositor"))
 
 RESEND_SECONDS = 60

@@ -167,8 +167,10 @@ def current_rate(loan: Loan, on: date, table=None) -> Decimal:
 # --- the loan view ------------------------------------------------------------------------
 
 
-@dataclass(slots=True)  # a 30-year loan's view makes 360 of them
-class ScheduleRow:
+class ScheduleRow(NamedTuple):
+    """One instalment of a loan's schedule (a 30-year loan has 360). A tuple: the unpaid ones
+    are kept and shared between views (``_unpaid_rows``), so none is ever changed in place."""
+
     period: int
     due_on: date
     principal: Decimal
@@ -176,6 +178,28 @@ class ScheduleRow:
     payment: Decimal
     remaining: Decimal
     status: str  # paid / overdue / due / future
+
+
+@lru_cache(maxsize=32)
+def _unpaid_rows(
+    outstanding: Decimal, rate: Decimal, left: int, first_due: date, method: str, paid: int
+) -> tuple[ScheduleRow, ...]:
+    """The instalments still to pay (``rules.money.repayment_schedule`` of what is
+    outstanding), numbered after the ``paid`` ones, all "future": a loan's page works them out
+    on every view and for every year it pages through, so they are kept for the last few
+    loans' terms (issue 10); the view marks the overdue ones and the next one for its day."""
+    return tuple(
+        ScheduleRow(
+            paid + inst.period,
+            inst.due_date,
+            inst.principal,
+            inst.interest,
+            inst.payment,
+            inst.remaining,
+            "future",
+        )
+        for inst in repayment_schedule(outstanding, rate, left, first_due, method)
+    )
 
 
 @dataclass
@@ -305,26 +329,21 @@ def _view(
         )
     paid = scheduled[-1].period if scheduled else 0
     left = loan.term_months - paid
+    overdue: list[ScheduleRow] = []
+    next_due = None
     if loan.status == "active" and left > 0 and loan.outstanding > 0:
-        for inst in repayment_schedule(
-            loan.outstanding, rate, left, add_months(loan.first_due_on, paid), loan.method
-        ):
-            status = "overdue" if inst.due_date < today else "future"
-            rows.append(
-                ScheduleRow(
-                    paid + inst.period,
-                    inst.due_date,
-                    inst.principal,
-                    inst.interest,
-                    inst.payment,
-                    inst.remaining,
-                    status,
-                )
-            )
-    overdue = [row for row in rows if row.status == "overdue"]
-    next_due = next((row for row in rows if row.status == "future"), None)
-    if next_due is not None:
-        next_due.status = "due"
+        unpaid = _unpaid_rows(
+            loan.outstanding, rate, left, add_months(loan.first_due_on, paid), loan.method, paid
+        )
+        late = 0
+        while late < len(unpaid) and unpaid[late].due_on < today:  # the first ones, if any
+            late += 1
+        overdue = [row._replace(status="overdue") for row in unpaid[:late]]
+        rows += overdue
+        if late < len(unpaid):
+            next_due = unpaid[late]._replace(status="due")
+            rows.append(next_due)
+            rows += unpaid[late + 1 :]
     if prefetched is not None:
         request, certificate = prefetched.request, prefetched.certificate
     else:
