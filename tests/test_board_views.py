@@ -165,6 +165,44 @@ def test_htmx_move_answers_with_both_columns_out_of_band(client):
     assert fresh(case).state == "verifying"
 
 
+def test_a_move_answers_under_the_boards_filters(client, monkeypatch):
+    """A move's answer shows its columns as the tab shows them: filtered when the tab's filters
+    come with the move, and without them no filter form or choices are made at all."""
+    from portal.intranet import board_forms
+
+    shown = make_case(cs.OUTBOUND, "accepted", item="purchase_withdrawal")
+    login_staff(client, "clerk")
+    r = move(client, shown, "verifying", item="settlement_certificate")
+    assert r.status_code == 200 and fresh(shown).state == "verifying"
+    lists = {ol["id"]: ol for ol in soup(r).select('ol[hx-swap-oob="innerHTML"]')}
+    assert not lists["cards-verifying"].select_one(f"#case-{shown.id}")  # filtered out
+    other = make_case(cs.OUTBOUND, "accepted", item="purchase_withdrawal")
+    r = move(client, other, "verifying", item="purchase_withdrawal")
+    lists = {ol["id"]: ol for ol in soup(r).select('ol[hx-swap-oob="innerHTML"]')}
+    assert lists["cards-verifying"].select_one(f"#case-{other.id}")
+
+    def no_form(*args, **kwargs):
+        raise AssertionError("no filter form without filters")
+
+    monkeypatch.setattr(board_forms, "filter_form", no_form)
+    third = make_case(cs.OUTBOUND, "accepted")
+    r = move(client, third, "verifying")
+    lists = {ol["id"]: ol for ol in soup(r).select('ol[hx-swap-oob="innerHTML"]')}
+    assert r.status_code == 200 and lists["cards-verifying"].select_one(f"#case-{third.id}")
+    with pytest.raises(AssertionError, match="no filter form"):  # with one, as before
+        move(client, make_case(cs.OUTBOUND, "accepted"), "verifying", q="x")
+
+
+def test_the_filter_fields_are_the_filter_forms(app):
+    from portal.intranet import board_forms
+
+    with app.test_request_context("/"):
+        form = board_forms.FilterForm()
+    assert set(board_forms.FILTER_FIELDS) == set(form._fields)
+    every = cases.Filters(item="query", department=1, assignee="me", overdue=True, q="x")
+    assert set(every.args()) == set(board_forms.FILTER_FIELDS)
+
+
 def test_a_drop_on_a_refused_column_snaps_back_with_the_reason(client):
     case = make_case(cs.OUTBOUND, "accepted")
     login_staff(client, "clerk")

@@ -230,6 +230,16 @@ def _filters(direction: str, values, *, kept: bool = True):
     return board_forms.filter_form(values, choices)
 
 
+def _only_filters(direction: str, values, *, kept: bool = True) -> cases.Filters:
+    """The filters alone, for answers that show no filter form (a poll, "加载更多", a move's
+    answer): with none of the filter fields in ``values`` there is nothing to check against
+    the choices, so neither the choices nor the form are made (issue 10: a tenth of a move's
+    answer was building a form it did not show)."""
+    if not any(name in values for name in board_forms.FILTER_FIELDS):
+        return cases.Filters()
+    return _filters(direction, values, kept=kept)[1]
+
+
 def _render(page_template: str, fragment: str, status: int = 200, **context):
     """Like ``htmx.render``, but a history-restore request gets the whole page."""
     partial = htmx.is_htmx() and not request.headers.get("HX-History-Restore-Request")
@@ -307,7 +317,7 @@ def board(direction: str):
 def poll(direction: str):
     """Background polling: 204 when no column changed, else the columns to swap in."""
     _check_board(direction)
-    _form, filters = _filters(direction, request.args)
+    filters = _only_filters(direction, request.args)
     if not htmx.is_htmx():
         return redirect(board_url(direction, filters))
     view = cases.changed_board(
@@ -338,7 +348,7 @@ def column_more(direction: str, state: str):
     _check_board(direction)
     if state not in casestates.COLUMNS[direction]:
         abort(404)
-    _form, filters = _filters(direction, request.args)
+    filters = _only_filters(direction, request.args)
     offset = request.args.get("offset", default=cases.PAGE, type=int)
     if not htmx.is_htmx():
         return redirect(board_url(direction, filters, **{f"n_{state}": offset + cases.MORE}))
@@ -507,7 +517,7 @@ def _move_answer(
         flash(message, "success" if level == "success" else "error")
         return redirect(url_for(".board", direction=case.direction), 303)
     direction = case.direction
-    _form, filters = _filters(direction, request.values, kept=False)
+    filters = _only_filters(direction, request.values, kept=False)
     wanted = {s for s in states | {case.state} if s in casestates.COLUMNS[direction]}
     view = _board_view(direction, filters, request.values, only=wanted)
     before = g.get("board_before")

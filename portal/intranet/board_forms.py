@@ -59,6 +59,10 @@ class FilterForm(Form):
     overdue = BooleanField(_l("只看超期"))
 
 
+# the query arguments the filter form reads (cases.Filters.args writes the same names)
+FILTER_FIELDS = ("q", "item", "dept", "assignee", "overdue")
+
+
 def filter_form(args: MultiDict, choices: dict) -> tuple[FilterForm, cases.Filters]:
     """The filter form bound to the query string, and the filters it stands for.
 
