@@ -6,12 +6,15 @@ noise. ``valgrind --tool=callgrind`` counts the instructions the CPU runs instea
 same for the same code, data and interpreter whatever else the machine does (within 1–3 %
 here, the bare route's within 5 %: the hash seeds, the garbage collector). This runs each
 page in-process (the Flask test client, the production configuration on the large SQLite
-dataset that ``make bench`` loads, one depositor logged in through the real login) under
-callgrind twice, with 5 and with 45 requests after a warm-up, and prints the difference over
-40: what one request costs, start-up and warm-up cancelled out.
+dataset that ``make bench`` loads, one depositor logged in through the real login; for
+``card_move`` the clerk, through password and TOTP, moving a card of the benchmark's between
+受理 and 补件 as ``make bench`` does, each count its own card) under callgrind twice, with 5
+and with 45 requests after a warm-up, and prints the difference over 40: what one request
+costs, start-up and warm-up cancelled out.
 
     .venv/bin/python bench/instructions.py                    # bare, summary, loan
     .venv/bin/python bench/instructions.py --pages loan,summary
+    .venv/bin/python bench/instructions.py --pages bare,card_move   # the clerk's move
 
 Compare two versions of the code by running it in each checkout (a ``git worktree`` of the
 old commit beside this one); the ratio of a page to the bare route compares across machines.
@@ -35,7 +38,8 @@ sys.path.insert(0, str(HERE))
 
 import run as bench  # noqa: E402  (bench/run.py: the datasets, the keys, the subjects)
 
-PAGES = ("bare", "summary", "deposit_detail", "loan")
+PAGES = ("bare", "summary", "deposit_detail", "loan", "card_move")
+CSRF = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
 FEW, MANY = 5, 45
 
 
@@ -49,6 +53,49 @@ def _requests(person: dict) -> dict[str, tuple[str, dict]]:
     }
 
 
+def _staff_login(client, db, username: str) -> str:
+    """The clerk's real login (password, then a TOTP code); the page's CSRF token."""
+    import time
+
+    import pyotp
+
+    token = CSRF.search(client.get("/staff/login").text).group(1)
+    form = {"csrf_token": token, "username": username, "password": bench.STAFF_PASSWORD}
+    if client.post("/staff/login", data=form).status_code != 303:
+        raise SystemExit("staff login refused")
+    for _ in range(3):  # the other count logs the same clerk in: a code is accepted once
+        secret, last_step = db.totp_last_step(username)
+        while int(time.time()) // 30 <= last_step:
+            time.sleep(1)
+        code = pyotp.TOTP(secret).now()
+        response = client.post("/staff/login/totp", data={"csrf_token": token, "code": code})
+        if response.status_code == 303:
+            return token
+    raise SystemExit(f"staff TOTP refused ({response.status_code})")
+
+
+def _card_moves(client, db, card: dict, requests: int) -> None:
+    """The benchmark's card move (``make bench``'s card_move): the clerk moves one outbound card
+    between 受理 and 补件, saying what the tab shows; warm-up and counted moves alternate the
+    direction, so 40 more moves are 20 each way."""
+    token = _staff_login(client, db, "clerk")
+    tab = bench.BoardTab(client.get("/staff/board/outbound").text)
+    for _ in range(3 + requests):
+        target = "supplement" if card["state"] == "accepted" else "accepted"
+        form = {"target": target, "version": card["version"], "from_state": card["state"]}
+        if target == "supplement":
+            form |= {"with_data": "1", f"c{card['id']}-other": "购房合同原件"}
+        response = client.post(
+            f"/staff/board/case/{card['id']}/move",
+            data=form | tab.seen(),
+            headers={"HX-Request": "true", "X-CSRFToken": token},
+        )
+        if response.status_code != 200:
+            raise SystemExit(f"card move: {response.status_code}")
+        tab.apply(response.text)
+        card.update(state=target, version=card["version"] + 1)
+
+
 def child(page: str, requests: int) -> None:
     """Inside valgrind: log in, warm up, then ``requests`` requests of ``page``."""
     ds = bench.Dataset("sqlite", "large", f"sqlite:///{bench.BENCH_DIR / 'large.db'}")
@@ -60,6 +107,9 @@ def child(page: str, requests: int) -> None:
     app = create_app()
     person = subjects.depositors[0]
     client = app.test_client()
+    if page == "card_move":  # the two counts run at once: each moves its own card
+        _card_moves(client, bench.Db(ds), dict(subjects.move_cards[requests == MANY]), requests)
+        return
     page_html = client.get("/login").text
     token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page_html)
     form = {"csrf_token": token.group(1), "resident_id": person["resident_id"]}
