@@ -75,7 +75,8 @@ bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: install security
-	$(BIN)/ruff check portal tests e2e scripts migrations
+	$(BIN)/ruff check portal tests e2e scripts migrations bench
+	$(BIN)/ruff format --check portal tests e2e scripts migrations bench
 
 # Static security checks (issue 9): bandit with [tool.bandit] from pyproject.toml; every
 # finding is fixed or justified inline with `# nosec BXXX - reason`.

@@ -22,8 +22,10 @@ def test_pages_send_a_strict_csp(page: Page):
     tags = page.locator("script")
     assert tags.count() > 0
     for i in range(tags.count()):
-        assert tags.nth(i).get_attribute("nonce") is not None or tags.nth(i).evaluate(
-            "el => el.nonce") == nonce
+        assert (
+            tags.nth(i).get_attribute("nonce") is not None
+            or tags.nth(i).evaluate("el => el.nonce") == nonce
+        )
 
 
 @pytest.mark.csp_violation_expected

@@ -37,8 +37,9 @@ def make(name: str, bottom: str, out: Path, size: int = 480) -> None:
     for i, ch in enumerate(name):
         angle = -math.pi / 2 - span / 2 + span * (i + 0.5) / len(name)
         glyph = Image.new("RGBA", (int(size * 0.12), int(size * 0.12)), (0, 0, 0, 0))
-        ImageDraw.Draw(glyph).text((glyph.width / 2, glyph.height / 2), ch, font=font,
-                                   fill=RED, anchor="mm")
+        ImageDraw.Draw(glyph).text(
+            (glyph.width / 2, glyph.height / 2), ch, font=font, fill=RED, anchor="mm"
+        )
         glyph = glyph.rotate(-math.degrees(angle) - 90, resample=Image.BICUBIC)
         x = c + radius * math.cos(angle) - glyph.width / 2
         y = c + radius * math.sin(angle) - glyph.height / 2

@@ -128,6 +128,46 @@ def test_a_process_using_the_renderer_never_loads_the_pdf_libraries(renderer):
     assert done.stdout.strip() == "[]"
 
 
+def test_the_renderer_never_loads_the_application():
+    """The renderer (``python -m portal.documents``) imports the package, its own module and
+    ``portal.pdf``: the package's ``__init__`` loads the application factory only when asked
+    for it, so the renderer holds the font without Flask, peewee and the app (issue 10)."""
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = ['portal.documents', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('portal.documents', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "from datetime import date\n"
+        "from portal import pdf\n"
+        "from portal.documents import Document\n"
+        "pdf.warm_up()\n"
+        "doc = Document('中心', '证明', number='N1')\n"
+        "doc.fields([('姓名', '王芳')]).table(['年月'], [['2026-01']], [40])\n"
+        "doc.qr('https://example.invalid/verify/A', 'A').seal(on=date(2026, 12, 3))\n"
+        "data = pdf.replay(doc.script())\n"
+        "assert data.startswith(b'%PDF')\n"
+        "app = ('flask', 'peewee', 'jinja2', 'wtforms', 'psycopg', 'portal.factory')\n"
+        "print(sorted(m for m in app if m in sys.modules))\n"
+    )
+    done = subprocess.run(  # noqa: S603 - this interpreter, a fixed script
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_package_gives_the_factory_on_first_use():
+    import portal
+    from portal import factory
+
+    assert portal.create_app is factory.create_app
+    assert portal.warm_up is factory.warm_up
+    with pytest.raises(AttributeError, match="no attribute 'create_ap'"):
+        portal.create_ap  # noqa: B018 - a misspelt name is an error, not None
+
+
 def test_an_unreachable_renderer_means_the_document_is_written_here(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv(documents.ADDRESS_ENV, str(tmp_path / "gone.sock"))
     monkeypatch.setenv(documents.KEY_ENV, secrets.token_hex(32))

@@ -290,7 +290,7 @@ def test_pages_in_english_show_no_chinese(app, client, who, depositor, operator)
 
 
 def test_template_underscore_translates_formats_and_escapes_like_jinja(app):
-    """Templates' ``_()`` (portal/__init__.py, one call and kept answers, issue 10) gives what
+    """Templates' ``_()`` (portal/factory.py, one call and kept answers, issue 10) gives what
     Jinja's new-style gettext gives: the request's language, Markup, ``%`` formatting with
     the variables escaped, and ``%%`` as one percent sign — on the first call and the next."""
     page = app.jinja_env.from_string(

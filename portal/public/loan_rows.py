@@ -120,3 +120,4 @@ def year_options(years: Iterable[int], selected: int | None) -> Markup:
 # always Markup: the templates write them as they are (portal.PortalCodeGenerator)
 for _writer in (schedule_rows, repayment_rows, year_options):
     _writer.markup_under_autoescape = True
+del _writer
