@@ -4,7 +4,9 @@ For each database (SQLite, PostgreSQL) and each dataset (the center-sized one fr
 ``flask seed-demo --large`` and the small demo), it serves the portal with gunicorn and the
 production settings of ``gunicorn.conf.py`` on 127.0.0.1 (a free port), logs virtual users in
 through the real login pages, and runs every scenario at 1 and 4 concurrent users from this
-process (threads, one keep-alive connection each). Every run is bounded in requests and in time.
+process (threads, one keep-alive connection each). Every run is bounded in requests and in time,
+and lasts at least a few seconds (``MIN_SECONDS``): on a fast machine 300 requests took a
+third of a second, and one pause of the machine in that window halved a scenario's figures.
 
 It prints a table and writes ``bench/results.json``: per scenario p50 / p95 / p99 latency,
 requests per second, the response size, the workers' peak memory, the throughput as a share of
@@ -696,9 +698,10 @@ class Scenario:
     name: str
     label: str
     run: Callable[[int, int], tuple[Response, bool]]  # (virtual user, i) -> response, ok
-    requests: int = 300
-    seconds: float = 12.0
+    requests: int = 300  # at least, unless ``seconds`` run out first
+    seconds: float = 12.0  # at most
     warmup: int = 5
+    min_seconds: float = 0.0  # and at least this long (run_level: MIN_SECONDS by default)
     setup: Callable[[int], None] | None = None
 
 
@@ -713,6 +716,7 @@ class Level:
     mean: float
     rps: float
     bytes: int
+    seconds: float = 0.0  # how long the measured requests took, wall clock
     statuses: dict[str, int] = field(default_factory=dict)
     worker_rss: int = 0
 
@@ -724,8 +728,18 @@ def _pct(sorted_ms: list[float], q: float) -> float:
     return sorted_ms[k]
 
 
+# A level runs its requests and for at least this long (a quarter of it with --quick): on a
+# fast machine 300 requests of a page took 0.3 s and 300 of the bare route 0.15 s, so one
+# pause of the machine in that window (another process, a worker recycled by gunicorn's
+# max_requests) halved a share or doubled a p95. Seconds, not requests, make such a pause a
+# small part of every measurement, whatever the machine's speed.
+MIN_SECONDS = 3.0
+ADJACENT_MIN_SECONDS = 1.0  # the bare route's runs beside a scenario
+
+
 def run_level(server: Server, scenario: Scenario, users: int, scale: float) -> Level:
     limit = max(8, int(scenario.requests * scale))
+    least = (scenario.min_seconds or MIN_SECONDS) * max(scale, 0.25)
     for vu in range(users):  # warm-up, not measured
         for i in range(scenario.warmup):
             scenario.run(vu, -1 - i)
@@ -736,12 +750,15 @@ def run_level(server: Server, scenario: Scenario, users: int, scale: float) -> L
     sizes: list[int] = []
     statuses: Counter = Counter()
     errors = [0]
-    deadline = time.monotonic() + scenario.seconds * max(scale, 0.25)
+    start = time.monotonic()
+    deadline = start + max(scenario.seconds * max(scale, 0.25), least)
+    enough = start + least
 
     def worker(vu: int):
         while True:
             with lock:
-                if counter[0] >= limit or time.monotonic() > deadline:
+                now = time.monotonic()
+                if (counter[0] >= limit and now >= enough) or now > deadline:
                     return
                 i = counter[0]
                 counter[0] += 1
@@ -777,6 +794,7 @@ def run_level(server: Server, scenario: Scenario, users: int, scale: float) -> L
         mean=round(statistics.fmean(ms), 2) if ms else 0.0,
         rps=round(len(ms) / wall, 1) if wall else 0.0,
         bytes=int(statistics.median(sizes)) if sizes else 0,
+        seconds=round(wall, 2),
         statuses=dict(statuses),
         worker_rss=server.window_rss,
     )
@@ -1035,7 +1053,14 @@ def adjacent_bare(server: Server, bare: Scenario, scenario: Scenario, users: int
     within minutes, and every share with it). None for the bare route itself."""
     if scenario is bare:
         return None
-    quick = Scenario(bare.name, bare.label, bare.run, requests=ADJACENT_BARE_REQUESTS, warmup=2)
+    quick = Scenario(
+        bare.name,
+        bare.label,
+        bare.run,
+        requests=ADJACENT_BARE_REQUESTS,
+        warmup=2,
+        min_seconds=ADJACENT_MIN_SECONDS,
+    )
     return run_level(server, quick, users, max(scale, 0.5)).rps
 
 
