@@ -23,12 +23,19 @@ import time
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
-threads = int(os.environ.get("GUNICORN_THREADS", "2"))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+# Sync workers, one request at a time each, behind nginx (deploy/nginx.conf.example), which
+# buffers slow clients. Measured (issue 10, docs/performance.md): gthread workers keep each
+# kept-alive connection on the worker that accepted it, and connections opened one after
+# another while the workers were idle all went to the same one, which then served them in
+# turn on one core: a benchmark level at the 1-user rate while the other workers idled. A sync
+# worker closes its connection after each response, so the next request goes to a worker that
+# is free. (gunicorn runs gthread whenever threads > 1, whatever worker_class says.)
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 preload_app = os.environ.get("GUNICORN_PRELOAD", "1") != "0"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
-keepalive = 5
+keepalive = 5  # gthread only (GUNICORN_WORKER_CLASS=gthread GUNICORN_THREADS=2)
 max_requests = 2000  # recycle workers now and then (memory)
 max_requests_jitter = 200
 accesslog = "-"  # logs go to stdout/stderr for the service manager

@@ -106,8 +106,9 @@ def bench_keys() -> dict[str, str]:
 
 
 def portal_env(url: str, storage: Path) -> dict[str, str]:
-    # GUNICORN_* variables reach the server (``GUNICORN_WORKER_CLASS=sync make bench``); the
-    # bind address and log level are the benchmark's own (Server.start)
+    # GUNICORN_* variables reach the server (``GUNICORN_WORKER_CLASS=gthread
+    # GUNICORN_THREADS=2 make bench``); the bind address and log level are the benchmark's own
+    # (Server.start)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
     env.update(bench_keys())
     env.update(

@@ -62,3 +62,46 @@ def test_the_server_leaves_the_postgresql_driver_out_on_sqlite(tmp_path):
     url = os.environ.get("TEST_DATABASE_URL", "")
     if url.startswith("postgres"):
         assert "driver True" in _under_gunicorn_conf(url)
+
+
+def _gunicorn_worker(**env_overrides) -> str:
+    """The worker class gunicorn runs with gunicorn.conf.py (read in a process of its own: the
+    file prepares the process that reads it)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTAL_", "GUNICORN_"))}
+    code = (
+        "import runpy\n"
+        "from gunicorn.config import Config\n"
+        "conf = runpy.run_path('gunicorn.conf.py')\n"
+        "cfg = Config()\n"
+        "for name in ('worker_class', 'threads', 'workers'):\n"
+        "    cfg.set(name, conf[name])\n"
+        "print(cfg.worker_class.__name__, cfg.threads)\n"
+    )
+    done = subprocess.run(  # noqa: S603 - our own interpreter and a fixed script
+        [sys.executable, "-c", code],
+        cwd=root,
+        env={**env, **env_overrides},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
+
+
+def test_the_server_runs_sync_workers_unless_told_otherwise():
+    """Sync workers by default (issue 10): gthread kept kept-alive connections on the worker
+    that accepted them, and one worker could end up serving every user in turn on one core
+    while the others idled. GUNICORN_* still choose another setting."""
+    assert _gunicorn_worker() == "SyncWorker 1"
+    assert _gunicorn_worker(GUNICORN_WORKER_CLASS="gthread", GUNICORN_THREADS="2") == (
+        "ThreadWorker 2"
+    )
+    # gunicorn itself runs gthread whenever there is more than one thread
+    assert _gunicorn_worker(GUNICORN_THREADS="4") == "ThreadWorker 4"
