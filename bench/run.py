@@ -626,9 +626,18 @@ def login_depositor(port: int, db: Db, person: dict) -> dict:
     return c.cookies | {"_csrf": c.csrf}
 
 
-def login_staff(port: int, db: Db, username: str) -> dict:
+def totp_code(db: Db, username: str) -> str:
+    """The staff member's next TOTP code: a code is accepted once, so it waits for a step
+    after the last one used."""
     import pyotp
 
+    secret, last_step = db.totp_last_step(username)
+    while int(time.time()) // 30 <= last_step:
+        time.sleep(1)
+    return pyotp.TOTP(secret).now()
+
+
+def login_staff(port: int, db: Db, username: str) -> dict:
     c = Client(port)
     token = c.fetch_csrf("/staff/login")
     r = c.post(
@@ -636,10 +645,7 @@ def login_staff(port: int, db: Db, username: str) -> dict:
     )
     if r.status != 303:
         raise RuntimeError(f"staff login failed for {username} ({r.status})")
-    secret, last_step = db.totp_last_step(username)
-    while int(time.time()) // 30 <= last_step:  # a TOTP code is accepted once
-        time.sleep(1)
-    r = c.post("/staff/login/totp", {"csrf_token": token, "code": pyotp.TOTP(secret).now()})
+    r = c.post("/staff/login/totp", {"csrf_token": token, "code": totp_code(db, username)})
     if r.status != 303:
         raise RuntimeError(f"staff TOTP refused for {username} ({r.status})")
     c.fetch_csrf("/staff/")

@@ -112,6 +112,15 @@ def test_the_renderer_writes_the_document(renderer, monkeypatch):
     assert all(f"第{i}份" in _text(data) for i, data in enumerate(outputs))
 
 
+def _run_script(code: str) -> str:
+    """Run ``code`` in a fresh interpreter in the project's folder; what it printed."""
+    done = subprocess.run(  # noqa: S603 - this interpreter, a fixed script
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
 def test_a_process_using_the_renderer_never_loads_the_pdf_libraries(renderer):
     code = (
         "import sys\n"
@@ -121,11 +130,7 @@ def test_a_process_using_the_renderer_never_loads_the_pdf_libraries(renderer):
         "print(sorted(m for m in ('fpdf', 'fontTools', 'PIL', 'segno', 'portal.pdf')"
         " if m in sys.modules))\n"
     )
-    done = subprocess.run(  # noqa: S603 - this interpreter, a fixed script
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == "[]"
+    assert _run_script(code).strip() == "[]"
 
 
 def test_the_renderer_never_loads_the_application():
@@ -151,11 +156,7 @@ def test_the_renderer_never_loads_the_application():
         "app = ('flask', 'peewee', 'jinja2', 'wtforms', 'psycopg', 'portal.factory')\n"
         "print(sorted(m for m in app if m in sys.modules))\n"
     )
-    done = subprocess.run(  # noqa: S603 - this interpreter, a fixed script
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert _run_script(code).strip().splitlines()[-1] == "[]"
 
 
 def test_the_package_gives_the_factory_on_first_use():

@@ -21,17 +21,32 @@ def test_warm_up_compiles_every_template_and_prepares_the_pdf_font(app, client, 
     assert client.get("/?lang=en").status_code == 200
 
 
-def _under_gunicorn_conf(database_url: str) -> str:
-    """Read gunicorn.conf.py as gunicorn's master does (before the application), then load
-    the application and run a query; prints whether peewee found the PostgreSQL driver."""
+def _run_beside_gunicorn_conf(code: str, env: dict[str, str]) -> str:
+    """Run ``code`` in a fresh interpreter in the project's folder (gunicorn.conf.py prepares
+    the process that reads it, so never in this one), with this environment but the portal's
+    and gunicorn's variables, then ``env``; what it printed."""
     import os
     import subprocess
     import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
-    env["PORTAL_DATABASE_URL"] = database_url
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PORTAL_", "GUNICORN_"))}
+    done = subprocess.run(  # noqa: S603 - our own interpreter and a fixed script
+        [sys.executable, "-c", code],
+        cwd=root,
+        env={**base, "PYTHONPATH": str(root), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def _under_gunicorn_conf(database_url: str) -> str:
+    """Read gunicorn.conf.py as gunicorn's master does (before the application), then load
+    the application and run a query; prints whether peewee found the PostgreSQL driver."""
     code = (
         "import runpy; runpy.run_path('gunicorn.conf.py')\n"
         "import peewee, portal\n"
@@ -41,16 +56,7 @@ def _under_gunicorn_conf(database_url: str) -> str:
         "    assert db.execute_sql('SELECT 1').fetchone()[0] == 1\n"
         "print('driver', peewee.psycopg is not None)\n"
     )
-    done = subprocess.run(  # noqa: S603 - our own interpreter and a fixed script
-        [sys.executable, "-c", code],
-        cwd=root,
-        env={**env, "PYTHONPATH": str(root)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
+    return _run_beside_gunicorn_conf(code, {"PORTAL_DATABASE_URL": database_url})
 
 
 def test_the_server_leaves_the_postgresql_driver_out_on_sqlite(tmp_path):
@@ -67,13 +73,6 @@ def test_the_server_leaves_the_postgresql_driver_out_on_sqlite(tmp_path):
 def _gunicorn_worker(**env_overrides) -> str:
     """The worker class gunicorn runs with gunicorn.conf.py (read in a process of its own: the
     file prepares the process that reads it)."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parent.parent
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTAL_", "GUNICORN_"))}
     code = (
         "import runpy\n"
         "from gunicorn.config import Config\n"
@@ -83,16 +82,7 @@ def _gunicorn_worker(**env_overrides) -> str:
         "    cfg.set(name, conf[name])\n"
         "print(cfg.worker_class.__name__, cfg.threads)\n"
     )
-    done = subprocess.run(  # noqa: S603 - our own interpreter and a fixed script
-        [sys.executable, "-c", code],
-        cwd=root,
-        env={**env, **env_overrides},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout.strip()
+    return _run_beside_gunicorn_conf(code, env_overrides).strip()
 
 
 def test_the_server_runs_sync_workers_unless_told_otherwise():

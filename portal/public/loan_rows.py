@@ -109,9 +109,7 @@ def year_options(years: Iterable[int], selected: int | None) -> Markup:
     """The year picker's ``<option>``s (years are numbers: nothing to escape)."""
     return Markup(  # noqa: S704  # nosec B704 - integers only
         "".join(
-            f'<option value="{y:d}" selected>{y:d}</option>'
-            if y == selected
-            else f'<option value="{y:d}">{y:d}</option>'
+            f'<option value="{y:d}"{" selected" if y == selected else ""}>{y:d}</option>'
             for y in years
         )
     )
